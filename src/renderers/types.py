@@ -69,7 +69,7 @@ class ToolSpecEnvelope(TypedDict):
 ToolSpecLike: TypeAlias = ToolSpec | ToolSpecEnvelope | Mapping[str, Any]
 
 
-class ToolCallParseStatus(str, enum.Enum):
+class ToolCallParseStatus(enum.StrEnum):
     """Outcome of parsing one tool-call attempt in a completion."""
 
     OK = "ok"
@@ -132,9 +132,7 @@ class RenderedTokens:
         n_msgs = len(self.message_roles)
         for pos, idx in enumerate(self.message_indices):
             if idx < -1 or (n_msgs and idx >= n_msgs):
-                raise ValueError(
-                    f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})"
-                )
+                raise ValueError(f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})")
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -154,9 +152,10 @@ def normalize_tool_spec(tool: ToolSpecLike, index: int = 0) -> ToolSpec:
     """Return the flat ``{name, description, parameters}`` form of a tool in either accepted shape."""
     if not isinstance(tool, Mapping):
         raise ValueError(f"tools[{index}] must be a mapping, got {type(tool).__name__}")
-    inner: Any = tool
-    if tool.get("type") == "function" and isinstance(tool.get("function"), Mapping):
-        inner = tool["function"]
+    raw: Mapping[str, Any] = tool
+    inner: Any = raw
+    if raw.get("type") == "function" and isinstance(raw.get("function"), Mapping):
+        inner = raw["function"]
     name = inner.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(f"tools[{index}].name must be a non-empty string, got {name!r}")
