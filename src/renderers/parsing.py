@@ -1,0 +1,141 @@
+"""Qwen-style completion parsing: ``<think>…</think>`` reasoning and ``<tool_call>{json}</tool_call>`` blocks.
+
+The parser works on token ids, not on decoded text, wherever a marker is a single token, so a marker
+string that the model spelled out of ordinary sub-word tokens is never mistaken for the real thing.
+
+Rules (shared by :class:`~renderers.qwen3.Qwen3Renderer` and ``ChatTemplateRenderer(parser="qwen")``):
+
+- The completion is cut at the first stop id; everything from there on is ignored.
+- Reasoning: if a ``</think>`` token is present, the text before it (with a leading ``<think>``
+  removed) is the reasoning, stripped of surrounding newlines, and the content starts after it.
+  If there is no ``</think>`` token but the completion starts with ``<think>`` (a truncated thought),
+  everything after ``<think>`` is reasoning and the content is empty. Otherwise reasoning is ``None``.
+- Tool calls are searched only after the ``</think>`` token, so drafts inside the reasoning are ignored.
+  Each ``<tool_call>`` token opens one attempt, reported with a status and never raised:
+  no ``</tool_call>`` before the end -> ``UNCLOSED_BLOCK`` (spans to the end, scanning stops);
+  body not JSON -> ``INVALID_JSON``; JSON but not an object, or ``arguments`` neither an object nor a
+  string -> ``MALFORMED_STRUCTURE``; no string ``name`` -> ``MISSING_NAME``; else ``OK``.
+  ``token_span`` is the half-open range of completion indices covering both markers.
+- Content is the text after the reasoning and before the first ``<tool_call>``, with leading newlines
+  removed (the template's separator) and, when a tool call follows, one trailing newline removed.
+  Text after the first tool call is not part of the content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from renderers.types import ParsedResponse, ParsedToolCall, ToolCallParseStatus
+
+__all__ = ["QwenStyleParser", "parse_tool_call_body"]
+
+
+def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> ParsedToolCall:
+    """Parse the text between ``<tool_call>`` and ``</tool_call>`` into a :class:`ParsedToolCall`."""
+    try:
+        obj: Any = json.loads(raw)
+    except ValueError:
+        return ParsedToolCall(raw=raw, token_span=token_span, status=ToolCallParseStatus.INVALID_JSON)
+    if not isinstance(obj, dict):
+        return ParsedToolCall(raw=raw, token_span=token_span, status=ToolCallParseStatus.MALFORMED_STRUCTURE)
+    name = obj.get("name")
+    arguments = obj.get("arguments", {})
+    if not isinstance(arguments, dict | str):
+        return ParsedToolCall(
+            raw=raw,
+            name=name if isinstance(name, str) else None,
+            token_span=token_span,
+            status=ToolCallParseStatus.MALFORMED_STRUCTURE,
+        )
+    if not isinstance(name, str) or not name:
+        return ParsedToolCall(
+            raw=raw, arguments=arguments, token_span=token_span, status=ToolCallParseStatus.MISSING_NAME
+        )
+    return ParsedToolCall(raw=raw, name=name, arguments=arguments, token_span=token_span)
+
+
+@dataclass(frozen=True, slots=True)
+class QwenStyleParser:
+    """Token-level parser for Qwen-style completions (see the module docstring for the rules).
+
+    ``decode`` turns ids into text without skipping special tokens. Marker ids that the vocabulary
+    lacks may be ``None``; the matching feature is then off (no reasoning split / no tool calls).
+    """
+
+    decode: Callable[[list[int]], str]
+    stop_ids: frozenset[int]
+    think_start_id: int | None
+    think_end_id: int | None
+    tool_call_start_id: int | None
+    tool_call_end_id: int | None
+
+    def parse(self, token_ids: Sequence[int]) -> ParsedResponse:
+        ids = list(token_ids)
+        for pos, tok in enumerate(ids):
+            if tok in self.stop_ids:
+                ids = ids[:pos]
+                break
+
+        reasoning: str | None = None
+        body_start = 0
+        if self.think_end_id is not None and self.think_end_id in ids:
+            end = ids.index(self.think_end_id)
+            reasoning = self._strip_think_open(ids[:end])
+            body_start = end + 1
+        elif self.think_start_id is not None and self._starts_with_think(ids):
+            # A thought that never closed (for example cut by max_tokens): all of it is reasoning.
+            return ParsedResponse(content="", reasoning_content=self._strip_think_open(ids))
+
+        tool_calls: list[ParsedToolCall] = []
+        first_call: int | None = None
+        if self.tool_call_start_id is not None:
+            pos = body_start
+            while pos < len(ids):
+                if ids[pos] != self.tool_call_start_id:
+                    pos += 1
+                    continue
+                if first_call is None:
+                    first_call = pos
+                close = self._find(ids, self.tool_call_end_id, pos + 1)
+                if close is None:
+                    raw = self.decode(ids[pos + 1 :])
+                    tool_calls.append(
+                        ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK)
+                    )
+                    break
+                raw = self.decode(ids[pos + 1 : close])
+                tool_calls.append(parse_tool_call_body(raw.strip(), (pos, close + 1)))
+                pos = close + 1
+
+        content_ids = ids[body_start:first_call] if first_call is not None else ids[body_start:]
+        content = self.decode(content_ids).lstrip("\n")
+        if first_call is not None and content.endswith("\n"):
+            content = content[:-1]
+        return ParsedResponse(content=content, reasoning_content=reasoning, tool_calls=tuple(tool_calls))
+
+    def _starts_with_think(self, ids: list[int]) -> bool:
+        for tok in ids:
+            if tok == self.think_start_id:
+                return True
+            if self.decode([tok]).strip():
+                return False
+        return False
+
+    def _strip_think_open(self, ids: list[int]) -> str:
+        if self.think_start_id is not None and self.think_start_id in ids:
+            before = ids[: ids.index(self.think_start_id)]
+            if not self.decode(before).strip():
+                ids = ids[ids.index(self.think_start_id) + 1 :]
+        return self.decode(ids).strip("\n")
+
+    @staticmethod
+    def _find(ids: list[int], target: int | None, start: int) -> int | None:
+        if target is None:
+            return None
+        try:
+            return ids.index(target, start)
+        except ValueError:
+            return None
