@@ -6,7 +6,12 @@ Opt-in sessions (``default=False``) need more time or real servers.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 import nox
 
@@ -62,3 +67,67 @@ def tests(session: nox.Session) -> None:
     """Unit, property and conformance tests against the in-process mocks (no real servers)."""
     install_project(session, "test")
     run_pytest(session, "-m", DEFAULT_SELECTION, *session.posargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real servers. `real_dynamo` is light (about a minute with a cached runtime venv) and CI runs it by name
+# (`.ci/run`); it is not in `nox.options.sessions`, so a bare `nox` does not start servers.
+
+ROOT = Path(__file__).resolve().parent
+DYNAMO_RUNTIME_PINS = ROOT / "tools" / "real_dynamo" / "dynamo-runtime.txt"
+DYNAMO_RUNTIME_VENV = ROOT / ".nox" / "dynamo-runtime"
+REAL_DYNAMO_URL_ENV = "RENDERERS_REAL_DYNAMO_URL"
+REAL_DYNAMO_MODEL_ENV = "RENDERERS_REAL_DYNAMO_MODEL"
+
+
+def dynamo_runtime(session: nox.Session) -> Path:
+    """Create (or reuse) the venv that runs Dynamo 1.6.1; return its python.
+
+    Dynamo gets a venv of its own: its pins (transformers, pydantic, aiohttp...) must not decide the project's.
+    A plain ``pip install ai-dynamo`` fails on a placeholder dependency that downloads from outside PyPI, so
+    the venv is built with ``--no-deps`` from a full pin list (see the comment at the top of that file).
+    The venv is reused while the pin list and the base interpreter are unchanged.
+    """
+    python = DYNAMO_RUNTIME_VENV / "bin" / "python"
+    stamp_file = DYNAMO_RUNTIME_VENV / "renderers-pins.sha256"
+    base = session.run("python", "-c", "import sys; print(sys.version)", silent=True, log=False)
+    stamp = hashlib.sha256(DYNAMO_RUNTIME_PINS.read_bytes() + str(base).encode()).hexdigest()
+    if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        session.log(f"Reusing the Dynamo runtime venv {DYNAMO_RUNTIME_VENV}")
+        return python
+    session.log(f"Building the Dynamo runtime venv {DYNAMO_RUNTIME_VENV} (about a minute, 700 MB)")
+    shutil.rmtree(DYNAMO_RUNTIME_VENV, ignore_errors=True)
+    session.run("python", "-m", "venv", str(DYNAMO_RUNTIME_VENV))
+    session.run(str(python), "-m", "pip", "install", "--no-deps", "-r", str(DYNAMO_RUNTIME_PINS), external=True)
+    session.run(str(python), "-c", "import dynamo.frontend, dynamo.mocker, tokenizers, zmq", external=True)
+    stamp_file.write_text(stamp + "\n")
+    return python
+
+
+@nox.session(python=PYTHON)
+def real_dynamo(session: nox.Session) -> None:
+    """Tests against a real Dynamo 1.6.1 frontend + mocker worker on loopback (tests marked real_dynamo)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tools.real_dynamo.launch import DEFAULT_MODEL_NAME, StackError, dynamo_stack
+
+    install_project(session, "test")
+    python = dynamo_runtime(session)
+    with tempfile.TemporaryDirectory(prefix="renderers-real-dynamo-") as tmp:
+        model_dir = Path(tmp) / "tiny-qwen3"
+        session.run(
+            str(python), str(ROOT / "tools" / "real_dynamo" / "make_tiny_model.py"), str(model_dir), external=True
+        )
+        try:
+            with dynamo_stack(python=python, model_dir=model_dir, workdir=Path(tmp) / "stack") as stack:
+                session.log(f"Dynamo is up at {stack.url} (pids {stack.pids})")
+                session.env[REAL_DYNAMO_URL_ENV] = stack.url
+                session.env[REAL_DYNAMO_MODEL_ENV] = DEFAULT_MODEL_NAME
+                try:
+                    run_pytest(session, "-m", "real_dynamo", "tests/real", *session.posargs)
+                finally:
+                    # The logs go with the temporary folder; show their ends while the stack still runs.
+                    for proc in stack.processes:
+                        session.log(f"--- end of {proc.name}.log ---\n{proc.log_tail(1500)}")
+        except StackError as exc:
+            session.error(f"The real Dynamo stack did not start: {exc}")
