@@ -1,0 +1,123 @@
+"""``EngineClient``: this package's own HTTP client on aiohttp (pooled keep-alive connections), the fast default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+import aiohttp
+from yarl import URL
+
+from renderers.client.http import JSON_HEADERS, HTTPClient, RawResponse, root_url
+from renderers.errors import EngineConnectionError, EngineTimeoutError
+
+__all__ = ["EngineClient"]
+
+
+class EngineClient(HTTPClient):
+    """An aiohttp-based client for one inference server.
+
+    ``base_url`` may be the server root or end in ``/v1``. ``api_key`` is sent as ``Authorization: Bearer``;
+    ``headers`` go on every request; ``timeout`` is the default per-request total timeout in seconds
+    (``None`` = no limit); ``max_connections`` caps the keep-alive pool.
+
+    Use it as an async context manager (``async with EngineClient(url) as client: ...``) or call ``aclose()``.
+    The session is created lazily on first use, inside the running event loop.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = 600.0,
+        max_connections: int = 1024,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self.base_url = base_url
+        self.root_url = root_url(base_url)
+        self.timeout = timeout
+        self.max_connections = max_connections
+        merged = dict(JSON_HEADERS)
+        if api_key:
+            merged["Authorization"] = f"Bearer {api_key}"
+        merged.update(headers or {})
+        self._headers = merged
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+    def __repr__(self) -> str:
+        return f"EngineClient({self.base_url!r})"
+
+    async def __aenter__(self) -> EngineClient:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None or self._session.closed
+
+    async def aclose(self) -> None:
+        """Close the pooled connections. The client may be used again afterwards (a new pool is opened)."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, enable_cleanup_closed=True)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, timeout=self._client_timeout(self.timeout)
+            )
+        return session
+
+    def _client_timeout(self, timeout: float | None) -> aiohttp.ClientTimeout:
+        t = self._timeouts.get(timeout)
+        if t is None:
+            t = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+        return t
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self.root_url + path)
+        return url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (passed to the HTTP library)
+    ) -> RawResponse:
+        url = self._url(path)
+        session = self._get_session()
+        effective = self.timeout if timeout is None else timeout
+        try:
+            async with session.request(
+                method,
+                url,
+                data=body,
+                headers=headers or None,
+                timeout=self._client_timeout(effective),
+            ) as resp:
+                data = await resp.read()
+                return RawResponse(resp.status, data, resp.headers.get("Retry-After"), str(url))
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            limit = f" after {effective} s" if effective is not None else ""
+            raise EngineTimeoutError(f"no complete response from {url}{limit}") from exc
+        except aiohttp.ClientError as exc:
+            raise EngineConnectionError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # OSError, RuntimeError from a closed session, ...: never let them escape raw
+            raise EngineConnectionError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
