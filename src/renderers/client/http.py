@@ -117,14 +117,15 @@ class HttpxAdapter(HTTPClient):
 class OpenAIAdapter(HttpxAdapter):
     """Adapter for ``openai.AsyncOpenAI``: reuses its base URL, auth/default headers and inner httpx client.
 
-    Duck-typed (``openai`` stays an optional dependency): any object with ``base_url``, ``default_headers`` and
-    an ``httpx.AsyncClient`` in ``_client`` works.
+    Duck-typed (``openai`` stays an optional dependency): any object with ``base_url``, ``default_headers``
+    (plus optional ``auth_headers``) and an ``httpx.AsyncClient`` in ``_client`` works.
     """
 
     __slots__ = ()
 
     def __init__(self, client: Any) -> None:
-        headers = {k: v for k, v in dict(client.default_headers).items() if isinstance(v, str)}
+        merged = {**dict(client.default_headers), **dict(getattr(client, "auth_headers", None) or {})}
+        headers = {k: v for k, v in merged.items() if isinstance(v, str)}  # drops openai's Omit placeholders
         timeout = getattr(client, "timeout", None)
         default: Any = httpx.USE_CLIENT_DEFAULT
         if isinstance(timeout, (int, float, httpx.Timeout)) and not isinstance(timeout, bool):

@@ -156,7 +156,7 @@ def extract_chat_logprobs(choice: Mapping[str, Any], ids: list[int], field: str 
                     ) from None
         if tok_id is not None and tok_id != ids[i]:
             raise MalformedResponseError(
-                f"{e_field} is for token {tok_id!r} but completion token {i} is {ids[i]}: logprobs are misaligned",
+                f"{e_field}.token_id is {tok_id!r} but completion token {i} is {ids[i]}: logprobs are misaligned",
                 field=f"{e_field}.token_id",
                 value=tok_id,
             )
