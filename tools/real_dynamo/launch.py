@@ -135,6 +135,8 @@ def _stack_env(workdir: Path, xsub: int, xpub: int, extra: Mapping[str, str] | N
             "XDG_CACHE_HOME": str(workdir / "cache"),
             "TMPDIR": str(workdir / "tmp"),
             "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+            "DYN_SDK_DISABLE_ANSI_LOGGING": "1",
         }
     )
     if extra:
