@@ -1,0 +1,52 @@
+"""Request validation helpers shared by both mocks (vLLM/pydantic-flavoured and Dynamo/serde-flavoured messages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RequestError(Exception):
+    """A request the server refuses; carries the status and the pieces of the error envelope."""
+
+    def __init__(self, status: int, message: str, type_: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+
+
+def pydantic_error(kind: str, loc: str, msg: str, value: Any, ctx: dict[str, Any] | None = None) -> RequestError:
+    """A 400 in vLLM's validation-error format (``N validation error(s):\\n  {...}``)."""
+    if isinstance(value, list):
+        shown: Any = f"<list of {len(value)} items>"
+    elif isinstance(value, dict):
+        shown = "<dict>"
+    else:
+        shown = value
+    detail: dict[str, Any] = {"type": kind, "loc": loc, "msg": msg, "input": shown}
+    if ctx:
+        detail["ctx"] = ctx
+    return RequestError(400, f"1 validation error:\n  {detail!r}", "Bad Request", loc)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def context_error(prompt_len: int, max_model_len: int) -> str:
+    """vLLM's input-processor message for a prompt that leaves no room for output."""
+    if prompt_len > max_model_len:
+        return (
+            f"The decoder prompt (length {prompt_len}) is longer than the maximum model length of {max_model_len}. "
+            "Make sure that `max_model_len` is no smaller than the number of text tokens."
+        )
+    return (
+        f"The decoder prompt (length {prompt_len}) plus the number of requested output tokens (at least 1) is "
+        f"longer than the maximum model length of {max_model_len}. Make sure that `max_model_len` is no smaller "
+        "than the number of text tokens plus the number of requested output tokens."
+    )
