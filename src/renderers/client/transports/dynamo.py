@@ -69,6 +69,8 @@ class DynamoTransport(Transport):
             nvext["cache_salt"] = salt
         priority = request.priority if request.priority is not None else sp.get("priority")
         if priority is not None:
+            if type(priority) is not int:
+                raise ValueError(f"priority must be an int, got {priority!r}")
             hints = nvext.get("agent_hints")
             if hints is not None and not isinstance(hints, Mapping):
                 raise ValueError("sampling_params['nvext']['agent_hints'] must be a mapping")
