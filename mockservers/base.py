@@ -23,8 +23,8 @@ from mockservers.tokenizer import MockTokenizer, load_tokenizer
 ErrorFactory = Callable[[int, str, str | None, str | None], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-FAULT_KEY = "mockservers.fault"
-BODY_KEY = "mockservers.body"
+FAULT_KEY = web.RequestKey("mockservers.fault", FaultSpec)
+BODY_KEY = web.RequestKey("mockservers.body", object)
 
 
 @dataclass

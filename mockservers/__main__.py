@@ -1,0 +1,7 @@
+"""``python -m mockservers vllm|dynamo [options]``."""
+
+import sys
+
+from mockservers.cli import main
+
+sys.exit(main())
