@@ -28,7 +28,9 @@ caller_nvext_st = st.fixed_dictionaries(
     {},
     optional={
         "extra_fields": st.lists(st.sampled_from(["timing", "worker_id", "engine_data", "routed_experts"]), max_size=3),
-        "agent_hints": st.fixed_dictionaries({}, optional={"osl": st.integers(0, 100), "priority": st.integers()}),
+        "agent_hints": st.fixed_dictionaries(
+            {}, optional={"osl": st.integers(0, 100), "priority": st.integers(-(2**31), 2**31 - 1)}
+        ),
         "annotations": st.lists(st.text(max_size=3), max_size=2),
         "token_data": st.lists(st.integers(0, 5), max_size=2),
     },
