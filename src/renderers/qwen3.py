@@ -183,8 +183,10 @@ class Qwen3Renderer:
         The completion is cut after its first ``<|im_end|>`` (an ``<|endoftext|>`` stop or a truncated
         completion gets ``<|im_end|>`` instead). Returns ``None`` when the result could differ from a
         full re-render: empty prompt or new messages, a prompt that does not end with this renderer's
-        generation prompt, an assistant among the new messages, or a new user query when the history
-        holds a ``</think>`` token (the template would then drop that earlier thinking).
+        generation prompt, an assistant among the new messages, a new user query when the history
+        holds a ``</think>`` token (the template would then drop that earlier thinking), or a last turn
+        with an empty ``<think>`` block (kept by the template only on the final message; this includes
+        every ``enable_thinking=False`` prompt).
         """
         prompt = list(previous_prompt_ids)
         if not prompt or not new_messages:
@@ -208,6 +210,8 @@ class Qwen3Renderer:
         prior = prompt + completion
         if any(_is_user_query(m) for m in msgs) and self._ids["</think>"] in prior:
             return None
+        if self._last_turn_has_empty_think(prompt, completion):
+            return None  # the template keeps an empty <think> block only on the final message
 
         pieces: list[_Piece] = [("\n", -1, False, False)]
         pieces.extend(self._message_pieces(msgs, start=0, last_query_index=-1, first_is_header=False))
@@ -221,6 +225,19 @@ class Qwen3Renderer:
             is_content=[False] * k + content,
             message_roles=[m.role for m in msgs],
         )
+
+    def _last_turn_has_empty_think(self, prompt: list[int], completion: list[int]) -> bool:
+        start = len(prompt) - 1 - prompt[::-1].index(self.im_start_id) if self.im_start_id in prompt else 0
+        turn = prompt[start:] + completion
+        think_end = self._ids["</think>"]
+        if think_end not in turn:
+            return False
+        end = turn.index(think_end)
+        inner = turn[:end]
+        think_start = self._ids["<think>"]
+        if think_start in inner:
+            inner = inner[len(inner) - inner[::-1].index(think_start) :]
+        return self._decode(inner).strip("\n") == ""
 
     # ------------------------------------------------------------------ text layout
 
