@@ -13,22 +13,18 @@ a set (plus their count); the text around them is compared exactly.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import string
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockservers.config import MockConfig
-from mockservers.dynamo import create_app
+from mockservers.server import MockServer
 
 pytestmark = pytest.mark.real_dynamo
 
@@ -150,42 +146,10 @@ def unsupported_names(body: Mapping[str, Any]) -> set[str]:
     return {k for k in body if k not in KNOWN_TOP_LEVEL}
 
 
-class ThreadedMock:
-    """The mock Dynamo app served from its own event loop in a thread, so plain sync tests can call it."""
-
-    def __init__(self, config: MockConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mock-dynamo", daemon=True)
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _start(self) -> str:
-        self.runner = web.AppRunner(create_app(self.config), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> ThreadedMock:
-        self.thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def mock_dynamo_strict_url(real_dynamo_model: str) -> Iterator[str]:
     """A mock Dynamo in its default strict mode (no lax validation), serving the same model name, mocker worker."""
-    config = MockConfig(model=real_dynamo_model, dynamo_backend="mocker", lax_validation=False)
-    with ThreadedMock(config) as mock:
+    with MockServer("dynamo", model=real_dynamo_model, dynamo_backend="mocker", lax_validation=False) as mock:
         yield mock.url
 
 
