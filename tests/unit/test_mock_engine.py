@@ -1,0 +1,136 @@
+"""The shared engine: determinism, causality, sampling knobs, logprob consistency, routed experts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, step_state
+from mockservers.tokenizer import load_tokenizer
+from mockservers.config import BUILTIN_TOKENIZER
+
+EOS = 2303
+ENGINE = Engine(list(range(2301)), EOS, eos_period=128)
+PROMPT = [2302, 84, 326, 81, 198, 283, 75, 316, 2303, 198, 2302, 64, 2032, 198]
+
+
+def test_builtin_tokenizer_layout() -> None:
+    tok = load_tokenizer(str(BUILTIN_TOKENIZER))
+    assert tok.vocab_size == 2304
+    assert tok.eos_id == 2303
+    assert tok.special_ids == {2301, 2302, 2303}
+    ids = tok.apply_chat_template([{"role": "user", "content": "hello world"}])
+    assert ids[0] == 2302 and ids[-1] == 198 and 2303 in ids
+
+
+@given(st.lists(st.integers(0, 2303), max_size=300))
+def test_vectorised_prefix_states_equal_the_recurrence(ids: list[int]) -> None:
+    states = prefix_states(ids)
+    h = int(states[0])
+    for i, t in enumerate(ids):
+        h = step_state(h, t)
+        assert int(states[i + 1]) == h
+    assert final_state(ids) == h
+
+
+def test_same_request_same_output_and_greedy_ignores_seed() -> None:
+    p = SamplingParams(max_tokens=64, temperature=0.0, ignore_eos=True)
+    a = ENGINE.generate(PROMPT, p)
+    b = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, temperature=0.0, seed=999, ignore_eos=True))
+    assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
+    assert all(r == 1 for r in a.ranks)
+    hot = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, seed=1, ignore_eos=True))
+    other = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, seed=2, ignore_eos=True))
+    assert hot.token_ids != other.token_ids
+    assert hot.token_ids == ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, seed=1, ignore_eos=True)).token_ids
+
+
+def test_causal_continuation() -> None:
+    """Generating from prompt+first k tokens continues exactly where the long generation went (same seed)."""
+    p = SamplingParams(max_tokens=50, seed=7, ignore_eos=True)
+    full = ENGINE.generate(PROMPT, p)
+    rest = ENGINE.generate(PROMPT + full.token_ids[:20], SamplingParams(max_tokens=30, seed=7, ignore_eos=True))
+    assert rest.token_ids == full.token_ids[20:]
+    assert rest.logprobs == full.logprobs[20:]
+
+
+def test_logprobs_are_finite_float32_and_consistent_with_ranks() -> None:
+    c = ENGINE.generate(PROMPT, SamplingParams(max_tokens=200, seed=3, ignore_eos=True))
+    for i, (tid, lp, rank) in enumerate(zip(c.token_ids, c.logprobs, c.ranks, strict=True)):
+        assert math.isfinite(lp) and lp <= 0
+        assert float(np.float32(lp)) == lp
+        tops = ENGINE.candidates(c.keys[i], c.peaks[i], 5)
+        assert [t[2] for t in tops] == [1, 2, 3, 4, 5]
+        assert [t[1] for t in tops] == sorted((t[1] for t in tops), reverse=True)
+        assert ENGINE.score(c.keys[i], c.peaks[i], tid) == (tid, lp, rank)
+        if rank <= 5:
+            assert tops[rank - 1] == (tid, lp, rank)
+        else:
+            assert lp <= tops[-1][1]
+
+
+def test_eos_stops_at_a_deterministic_position_and_ignore_eos_runs_on() -> None:
+    stopped = ENGINE.generate(PROMPT, SamplingParams(max_tokens=2000, seed=0))
+    assert stopped.finish_reason == "stop" and stopped.token_ids[-1] == EOS and stopped.stop_reason is None
+    again = ENGINE.generate(PROMPT, SamplingParams(max_tokens=2000, seed=0))
+    assert again.token_ids == stopped.token_ids
+    n = len(stopped.token_ids)
+    ran_on = ENGINE.generate(PROMPT, SamplingParams(max_tokens=n + 10, seed=0, ignore_eos=True))
+    assert ran_on.finish_reason == "length" and len(ran_on.token_ids) == n + 10 and EOS not in ran_on.token_ids
+    assert ran_on.token_ids[: n - 1] == stopped.token_ids[: n - 1]
+    held = ENGINE.generate(PROMPT, SamplingParams(max_tokens=n + 10, seed=0, min_tokens=n + 5))
+    assert len(held.token_ids) > n and EOS not in held.token_ids[: n + 5]
+
+
+def test_stop_token_ids_and_min_tokens() -> None:
+    base = ENGINE.generate(PROMPT, SamplingParams(max_tokens=30, temperature=0, ignore_eos=True))
+    target = base.token_ids[5]
+    stopped = ENGINE.generate(
+        PROMPT, SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=frozenset({target}))
+    )
+    assert stopped.token_ids == base.token_ids[:6]
+    assert stopped.finish_reason == "stop" and stopped.stop_reason == target
+    masked = ENGINE.generate(
+        PROMPT,
+        SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=frozenset({target}), min_tokens=10),
+    )
+    assert len(masked.token_ids) >= 10 and target not in masked.token_ids[:10]
+
+
+def test_top_k_and_temperature_narrow_the_ranks() -> None:
+    p = SamplingParams(max_tokens=300, seed=5, top_k=3, ignore_eos=True)
+    assert max(ENGINE.generate(PROMPT, p).ranks) <= 3
+    cold = ENGINE.generate(PROMPT, SamplingParams(max_tokens=300, seed=5, temperature=0.05, ignore_eos=True))
+    hot = ENGINE.generate(PROMPT, SamplingParams(max_tokens=300, seed=5, temperature=1.0, ignore_eos=True))
+    assert sum(cold.ranks) < sum(hot.ranks)
+
+
+@pytest.mark.parametrize(("experts", "dtype"), [(8, np.uint8), (256, np.uint8), (300, np.uint16)])
+def test_routed_experts_shape_dtype_and_distinct_rows(experts: int, dtype: type) -> None:
+    ids = list(range(10, 60))
+    arr = Engine.routed_experts(ids, 0, 3, 4, experts)
+    assert arr.shape == (49, 3, 4) and arr.dtype == dtype
+    assert int(arr.max()) < experts
+    assert all(len(set(row.tolist())) == 4 for row in arr.reshape(-1, 4))
+
+
+def test_routed_experts_stitch_across_turns() -> None:
+    turn1_prompt = PROMPT
+    c1 = ENGINE.generate(turn1_prompt, SamplingParams(max_tokens=12, seed=1, ignore_eos=True))
+    seq1 = turn1_prompt + c1.token_ids
+    turn2_prompt = [*seq1, 2303, 198, 2302, 84, 198]
+    c2 = ENGINE.generate(turn2_prompt, SamplingParams(max_tokens=9, seed=1, ignore_eos=True))
+    seq2 = turn2_prompt + c2.token_ids
+    r1 = Engine.routed_experts(seq1, 0, 2, 2, 16)
+    start = len(seq1) - 1
+    r2 = Engine.routed_experts(seq2, start, 2, 2, 16)
+    whole = Engine.routed_experts(seq2, 0, 2, 2, 16)
+    assert r1.shape[0] == len(seq1) - 1 and r2.shape[0] == len(seq2) - 1 - start
+    assert np.array_equal(np.concatenate([r1, r2]), whole)
+    # A shared prefix routes identically whatever follows it.
+    other = Engine.routed_experts([*PROMPT, 1, 2, 3], 0, 2, 2, 16)
+    assert np.array_equal(other[: len(PROMPT)], whole[: len(PROMPT)])
