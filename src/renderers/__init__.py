@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from renderers.errors import (
     EngineConnectionError,
     EngineHTTPError,
@@ -28,13 +31,53 @@ from renderers.types import (
     ToolSpec,
 )
 
+if TYPE_CHECKING:
+    from renderers.chat_template import ChatTemplateRenderer
+    from renderers.client import EngineClient, GenerateResult, RendererTransport, RoutedExperts, WireResult, generate
+    from renderers.factory import create_renderer, create_renderer_pool, load_tokenizer
+    from renderers.pool import RendererPool
+    from renderers.qwen3 import Qwen3Renderer
+
 __version__ = "0.2.0"
 
+# Heavier parts (aiohttp/httpx for the client, tokenizers for the renderers) load on first use.
+_LAZY: dict[str, str] = {
+    "ChatTemplateRenderer": "renderers.chat_template",
+    "EngineClient": "renderers.client",
+    "GenerateResult": "renderers.client",
+    "Qwen3Renderer": "renderers.qwen3",
+    "RendererPool": "renderers.pool",
+    "RendererTransport": "renderers.client",
+    "RoutedExperts": "renderers.client",
+    "WireResult": "renderers.client",
+    "create_renderer": "renderers.factory",
+    "create_renderer_pool": "renderers.factory",
+    "generate": "renderers.client",
+    "load_tokenizer": "renderers.factory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'renderers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
+    "ChatTemplateRenderer",
+    "EngineClient",
     "EngineConnectionError",
     "EngineHTTPError",
     "EngineTimeoutError",
     "GenerateError",
+    "GenerateResult",
     "LogprobMismatchError",
     "MalformedResponseError",
     "Message",
@@ -42,15 +85,24 @@ __all__ = [
     "OverlongPromptError",
     "ParsedResponse",
     "ParsedToolCall",
+    "Qwen3Renderer",
     "RenderedTokens",
     "Renderer",
+    "RendererPool",
+    "RendererTransport",
     "RenderersError",
     "ResponseError",
+    "RoutedExperts",
     "RoutedExpertsError",
     "ToolCall",
     "ToolCallFunction",
     "ToolCallParseStatus",
     "ToolSpec",
     "TransportError",
+    "WireResult",
     "__version__",
+    "create_renderer",
+    "create_renderer_pool",
+    "generate",
+    "load_tokenizer",
 ]
