@@ -109,7 +109,7 @@ def reset_connection(request: web.Request) -> None:
 
 async def _hang(request: web.Request, limit: float) -> None:
     deadline = time.monotonic() + limit
-    while not _transport_gone(request) and time.monotonic() < deadline:
+    while not _transport_gone(request) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the socket
         await asyncio.sleep(0.05)
 
 
@@ -261,9 +261,7 @@ async def delete_faults(request: web.Request) -> web.Response:
     return json_response(b"{}")
 
 
-def make_app(
-    kind: str, config: MockConfig, error: ErrorFactory, routes: list[web.AbstractRouteDef]
-) -> web.Application:
+def make_app(kind: str, config: MockConfig, error: ErrorFactory, routes: list[web.AbstractRouteDef]) -> web.Application:
     app = web.Application(middlewares=[mock_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = MockState(kind, config, error)
     app.router.add_routes(routes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -99,7 +100,8 @@ async def serve(kind: str, config: MockConfig) -> None:
     from mockservers.server import create_app, format_url
 
     app = create_app(kind, config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None if not config.access_log else web.access_logger)
+    access_log = logging.getLogger("aiohttp.access") if config.access_log else None
+    runner = web.AppRunner(app, handle_signals=False, access_log=access_log)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
@@ -124,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         if args.access_log:
-            import logging
-
             logging.basicConfig(level=logging.INFO)
         asyncio.run(serve(args.kind, config))
     except (ValueError, FaultError) as exc:

@@ -53,7 +53,8 @@ class MockConfig:
     vllm_profile: VllmProfile = "prime-rl"
     """Mock vLLM wire profile: ``prime-rl`` (what RL stacks run) or ``vllm-0.32`` (the recorded upstream shape)."""
     routed_experts_mode: RoutedExpertsMode = "full"
-    """Mock Dynamo: ``full`` (1.6.1: start 0, ``nvext.routed_experts_prompt_start`` rejected), ``trimmed``, ``absent``."""
+    """Mock Dynamo: ``full`` (1.6.1: start 0; ``nvext.routed_experts_prompt_start`` rejected), ``trimmed``, ``absent``.
+    """
     dynamo_backend: DynamoBackend = "vllm"
     """Mock Dynamo worker behind the frontend: ``vllm`` (engine_data, logprobs), ``mocker`` (neither), ``sample``."""
     lax_validation: bool = False
@@ -79,9 +80,8 @@ class MockConfig:
         if self.vllm_profile not in VLLM_PROFILES:
             problems.append(f"vllm_profile must be one of {', '.join(VLLM_PROFILES)}, got {self.vllm_profile!r}")
         if self.routed_experts_mode not in ROUTED_EXPERTS_MODES:
-            problems.append(
-                f"routed_experts_mode must be one of {', '.join(ROUTED_EXPERTS_MODES)}, got {self.routed_experts_mode!r}"
-            )
+            modes = ", ".join(ROUTED_EXPERTS_MODES)
+            problems.append(f"routed_experts_mode must be one of {modes}, got {self.routed_experts_mode!r}")
         if self.dynamo_backend not in DYNAMO_BACKENDS:
             problems.append(f"dynamo_backend must be one of {', '.join(DYNAMO_BACKENDS)}, got {self.dynamo_backend!r}")
         if self.moe_layers < 0:

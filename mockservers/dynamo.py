@@ -123,7 +123,9 @@ def _check(path: str, value: Any, expected: str) -> None:
         return
     if is_int(value) and expected[0] in "ui":
         raise _deser(path, f"invalid value: {_serde_desc(value)}, expected {expected}")
-    raise _deser(path, f"invalid type: {_serde_desc(value)}, expected {'a string' if expected == 'string' else expected}")
+    raise _deser(
+        path, f"invalid type: {_serde_desc(value)}, expected {'a string' if expected == 'string' else expected}"
+    )
 
 
 def _check_ids(path: str, value: Any) -> list[int]:
@@ -292,7 +294,9 @@ def _chat_logprobs(state: MockState, c: Completion, n_top: int, as_ids: bool) ->
                 "logprob": conv(c.logprobs[i]),
                 "token_id": tid,
                 "bytes": list(text.encode()),
-                "top_logprobs": [{"token": name(t), "logprob": conv(v), "bytes": list(name(t).encode())} for t, v in tops],
+                "top_logprobs": [
+                    {"token": name(t), "logprob": conv(v), "bytes": list(name(t).encode())} for t, v in tops
+                ],
             }
         )
     return {"content": content, "refusal": None}
@@ -365,7 +369,11 @@ def _routing(state: MockState, nvext: dict[str, Any], ids: list[int]) -> tuple[d
 
 
 def _usage(state: MockState, prompt_len: int, n_out: int, completions: bool = False) -> dict[str, Any]:
-    usage: dict[str, Any] = {"prompt_tokens": prompt_len, "completion_tokens": n_out, "total_tokens": prompt_len + n_out}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_len,
+        "completion_tokens": n_out,
+        "total_tokens": prompt_len + n_out,
+    }
     if state.config.dynamo_backend != "sample":
         details: dict[str, Any] = {"audio_tokens": None, "cached_tokens": 0} if completions else {"cached_tokens": 0}
         usage["prompt_tokens_details"] = details

@@ -213,7 +213,9 @@ class Engine:
     def candidates(self, key: int, peak: bool, count: int) -> list[tuple[int, float, int]]:
         """The ``count`` most likely tokens at a position: ``(token_id, logprob, rank)``, rank 1 first."""
         size = self.v + (1 if peak else 0)
-        return [(self._token_at(key, r, peak), self._logprob_at(key, r, peak), r) for r in range(1, min(count, size) + 1)]
+        return [
+            (self._token_at(key, r, peak), self._logprob_at(key, r, peak), r) for r in range(1, min(count, size) + 1)
+        ]
 
     # ---- generation -----------------------------------------------------------------------------------
     def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> Completion:

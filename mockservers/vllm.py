@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -53,7 +53,7 @@ def _sp_int(sp: dict[str, Any], key: str, default: int | None, *, nullable: bool
         value = default
     if not is_int(value):
         raise pydantic_error("int_type", f"body.sampling_params.{key}", "Input should be a valid integer", value)
-    return int(value)
+    return cast(int, value)
 
 
 def _sp_float(sp: dict[str, Any], key: str, default: float) -> float:
@@ -70,7 +70,10 @@ def _bad(message: str) -> RequestError:
 
 
 def parse_generate(body: Any, state: MockState) -> tuple[list[int], dict[str, Any], list[SamplingParams], int | None]:
-    """Validate a generate body like vLLM does. Returns prompt ids, the raw sampling dict, per-choice params, logprobs."""
+    """Validate a generate body like vLLM does.
+
+    Returns the prompt ids, the raw sampling dict, per-choice params and the logprobs count (None: not requested).
+    """
     if not isinstance(body, dict):
         raise pydantic_error("model_attributes_type", "body", "Input should be a valid dictionary", body)
     ids = body.get("token_ids")
@@ -114,12 +117,19 @@ def parse_generate(body: Any, state: MockState) -> tuple[list[int], dict[str, An
     top_p = _sp_float(sp, "top_p", 1.0)
     ignore_eos = sp.get("ignore_eos", False)
     if not isinstance(ignore_eos, bool):
-        raise pydantic_error("bool_type", "body.sampling_params.ignore_eos", "Input should be a valid boolean", ignore_eos)
+        raise pydantic_error(
+            "bool_type", "body.sampling_params.ignore_eos", "Input should be a valid boolean", ignore_eos
+        )
     stop_ids = sp.get("stop_token_ids") or []
     if not isinstance(stop_ids, list) or not all(is_int(t) for t in stop_ids):
-        raise pydantic_error("list_type", "body.sampling_params.stop_token_ids", "Input should be a valid list", stop_ids)
+        raise pydantic_error(
+            "list_type", "body.sampling_params.stop_token_ids", "Input should be a valid list", stop_ids
+        )
 
-    assert n is not None and min_tokens is not None and top_k is not None and start is not None
+    assert n is not None
+    assert min_tokens is not None
+    assert top_k is not None
+    assert start is not None
     if n < 1:
         raise _bad(f"n must be at least 1, got {n}.")
     if temperature < 0:
@@ -256,7 +266,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     except orjson.JSONDecodeError as exc:
         return vllm_error(
             400,
-            f"1 validation error:\n  {{'type': 'json_invalid', 'loc': ('body', {exc.pos}), 'msg': 'JSON decode error'}}",
+            "1 validation error:\n  "
+            f"{{'type': 'json_invalid', 'loc': ('body', {exc.pos}), 'msg': 'JSON decode error'}}",
             "Bad Request",
             "body",
         )

@@ -130,7 +130,11 @@ def _send(server: MockServer, case: Case) -> tuple[int, bytes, str]:
 def shape(value: Any) -> Any:
     """The key structure of a JSON value: dict keys recursively, list element shapes as a set, scalars erased."""
     if isinstance(value, dict):
-        if value and all(isinstance(v, float | int) for v in value.values()) and not all(k.isidentifier() for k in value):
+        if (
+            value
+            and all(isinstance(v, float | int) for v in value.values())
+            and not all(k.isidentifier() for k in value)
+        ):
             return "token-map"  # /v1/completions top_logprobs: keys are token texts, i.e. data
         return ("dict", tuple(sorted((k, shape(v)) for k, v in value.items())))
     if isinstance(value, list):

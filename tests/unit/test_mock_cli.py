@@ -13,7 +13,9 @@ import pytest
 from mockservers.cli import build_parser, config_from_args
 
 
-@pytest.mark.parametrize(("kind", "sig", "path"), [("dynamo", signal.SIGTERM, "/live"), ("vllm", signal.SIGINT, "/health")])
+@pytest.mark.parametrize(
+    ("kind", "sig", "path"), [("dynamo", signal.SIGTERM, "/live"), ("vllm", signal.SIGINT, "/health")]
+)
 def test_cli_runs_in_a_subprocess(kind: str, sig: signal.Signals, path: str) -> None:
     cmd = [sys.executable, "-m", "mockservers", kind, "--port", "0", "--model", "m", "--moe-layers", "1", "--admin"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -42,9 +44,14 @@ def test_flags_map_onto_the_config() -> None:
          "--fault", "status=503; fail_first=1", "--completion-ids", "empty", "--ttft-s", "0.1", "--max-model-len", "64"]
     )  # fmt: skip
     cfg = config_from_args(args)
-    assert cfg.routed_experts_mode == "trimmed" and cfg.dynamo_backend == "mocker" and cfg.lax_validation
-    assert cfg.faults.status == 503 and cfg.faults.fail_first == 1 and cfg.faults.completion_ids == "empty"
-    assert cfg.ttft_s == 0.1 and cfg.max_model_len == 64
+    assert cfg.routed_experts_mode == "trimmed"
+    assert cfg.dynamo_backend == "mocker"
+    assert cfg.lax_validation
+    assert cfg.faults.status == 503
+    assert cfg.faults.fail_first == 1
+    assert cfg.faults.completion_ids == "empty"
+    assert cfg.ttft_s == 0.1
+    assert cfg.max_model_len == 64
     assert config_from_args(build_parser().parse_args(["vllm", "--profile", "vllm-0.32"])).vllm_profile == "vllm-0.32"
 
 
@@ -53,4 +60,5 @@ def test_bad_settings_exit_2() -> None:
         [sys.executable, "-m", "mockservers", "vllm", "--moe-layers", "1", "--moe-top-k", "9", "--num-experts", "4"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert proc.returncode == 2 and "moe_top_k" in proc.stderr
+    assert proc.returncode == 2
+    assert "moe_top_k" in proc.stderr

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mockservers.config import BUILTIN_TOKENIZER
 from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, step_state
 from mockservers.tokenizer import load_tokenizer
-from mockservers.config import BUILTIN_TOKENIZER
 
 EOS = 2303
 ENGINE = Engine(list(range(2301)), EOS, eos_period=128)
@@ -24,7 +24,9 @@ def test_builtin_tokenizer_layout() -> None:
     assert tok.eos_id == 2303
     assert tok.special_ids == {2301, 2302, 2303}
     ids = tok.apply_chat_template([{"role": "user", "content": "hello world"}])
-    assert ids[0] == 2302 and ids[-1] == 198 and 2303 in ids
+    assert ids[0] == 2302
+    assert ids[-1] == 198
+    assert 2303 in ids
 
 
 @given(st.lists(st.integers(0, 2303), max_size=300))
@@ -41,7 +43,8 @@ def test_same_request_same_output_and_greedy_ignores_seed() -> None:
     p = SamplingParams(max_tokens=64, temperature=0.0, ignore_eos=True)
     a = ENGINE.generate(PROMPT, p)
     b = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, temperature=0.0, seed=999, ignore_eos=True))
-    assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
+    assert a.token_ids == b.token_ids
+    assert a.logprobs == b.logprobs
     assert all(r == 1 for r in a.ranks)
     hot = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, seed=1, ignore_eos=True))
     other = ENGINE.generate(PROMPT, SamplingParams(max_tokens=64, seed=2, ignore_eos=True))
@@ -61,7 +64,8 @@ def test_causal_continuation() -> None:
 def test_logprobs_are_finite_float32_and_consistent_with_ranks() -> None:
     c = ENGINE.generate(PROMPT, SamplingParams(max_tokens=200, seed=3, ignore_eos=True))
     for i, (tid, lp, rank) in enumerate(zip(c.token_ids, c.logprobs, c.ranks, strict=True)):
-        assert math.isfinite(lp) and lp <= 0
+        assert math.isfinite(lp)
+        assert lp <= 0
         assert float(np.float32(lp)) == lp
         tops = ENGINE.candidates(c.keys[i], c.peaks[i], 5)
         assert [t[2] for t in tops] == [1, 2, 3, 4, 5]
@@ -75,15 +79,20 @@ def test_logprobs_are_finite_float32_and_consistent_with_ranks() -> None:
 
 def test_eos_stops_at_a_deterministic_position_and_ignore_eos_runs_on() -> None:
     stopped = ENGINE.generate(PROMPT, SamplingParams(max_tokens=2000, seed=0))
-    assert stopped.finish_reason == "stop" and stopped.token_ids[-1] == EOS and stopped.stop_reason is None
+    assert stopped.finish_reason == "stop"
+    assert stopped.token_ids[-1] == EOS
+    assert stopped.stop_reason is None
     again = ENGINE.generate(PROMPT, SamplingParams(max_tokens=2000, seed=0))
     assert again.token_ids == stopped.token_ids
     n = len(stopped.token_ids)
     ran_on = ENGINE.generate(PROMPT, SamplingParams(max_tokens=n + 10, seed=0, ignore_eos=True))
-    assert ran_on.finish_reason == "length" and len(ran_on.token_ids) == n + 10 and EOS not in ran_on.token_ids
+    assert ran_on.finish_reason == "length"
+    assert len(ran_on.token_ids) == n + 10
+    assert EOS not in ran_on.token_ids
     assert ran_on.token_ids[: n - 1] == stopped.token_ids[: n - 1]
     held = ENGINE.generate(PROMPT, SamplingParams(max_tokens=n + 10, seed=0, min_tokens=n + 5))
-    assert len(held.token_ids) > n and EOS not in held.token_ids[: n + 5]
+    assert len(held.token_ids) > n
+    assert EOS not in held.token_ids[: n + 5]
 
 
 def test_stop_token_ids_and_min_tokens() -> None:
@@ -93,12 +102,16 @@ def test_stop_token_ids_and_min_tokens() -> None:
         PROMPT, SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=frozenset({target}))
     )
     assert stopped.token_ids == base.token_ids[:6]
-    assert stopped.finish_reason == "stop" and stopped.stop_reason == target
+    assert stopped.finish_reason == "stop"
+    assert stopped.stop_reason == target
     masked = ENGINE.generate(
         PROMPT,
-        SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=frozenset({target}), min_tokens=10),
+        SamplingParams(
+            max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=frozenset({target}), min_tokens=10
+        ),
     )
-    assert len(masked.token_ids) >= 10 and target not in masked.token_ids[:10]
+    assert len(masked.token_ids) >= 10
+    assert target not in masked.token_ids[:10]
 
 
 def test_top_k_and_temperature_narrow_the_ranks() -> None:
@@ -113,7 +126,8 @@ def test_top_k_and_temperature_narrow_the_ranks() -> None:
 def test_routed_experts_shape_dtype_and_distinct_rows(experts: int, dtype: type) -> None:
     ids = list(range(10, 60))
     arr = Engine.routed_experts(ids, 0, 3, 4, experts)
-    assert arr.shape == (49, 3, 4) and arr.dtype == dtype
+    assert arr.shape == (49, 3, 4)
+    assert arr.dtype == dtype
     assert int(arr.max()) < experts
     assert all(len(set(row.tolist())) == 4 for row in arr.reshape(-1, 4))
 
@@ -129,7 +143,8 @@ def test_routed_experts_stitch_across_turns() -> None:
     start = len(seq1) - 1
     r2 = Engine.routed_experts(seq2, start, 2, 2, 16)
     whole = Engine.routed_experts(seq2, 0, 2, 2, 16)
-    assert r1.shape[0] == len(seq1) - 1 and r2.shape[0] == len(seq2) - 1 - start
+    assert r1.shape[0] == len(seq1) - 1
+    assert r2.shape[0] == len(seq2) - 1 - start
     assert np.array_equal(np.concatenate([r1, r2]), whole)
     # A shared prefix routes identically whatever follows it.
     other = Engine.routed_experts([*PROMPT, 1, 2, 3], 0, 2, 2, 16)

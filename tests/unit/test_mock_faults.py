@@ -68,12 +68,19 @@ def test_status_by_header_then_fail_first(mock_vllm: MockServer) -> None:
     header = {"x-mock-fault": "status=503; fail_first=2"}
     assert [gen(mock_vllm, header)[0] for _ in range(4)] == [503, 503, 200, 200]
     body = json.loads(gen(mock_vllm, {"x-mock-fault": "status=500"})[1])
-    assert body["error"]["code"] == 500 and body["error"]["type"] == "InternalServerError"
+    assert body["error"]["code"] == 500
+    assert body["error"]["type"] == "InternalServerError"
     journal = mock_vllm.journal()
     assert [e["status"] for e in journal] == [503, 503, 200, 200, 500]
-    assert journal[0]["fault"] == {"source": "header", "spec": {"status": 503, "fail_first": 2}, "attempt": 1, "applied": True}
+    assert journal[0]["fault"] == {
+        "source": "header",
+        "spec": {"status": 503, "fail_first": 2},
+        "attempt": 1,
+        "applied": True,
+    }
     assert journal[2]["fault"]["applied"] is False
-    assert journal[0]["body"]["token_ids"] == PROMPT and journal[0]["headers"]["x-mock-fault"] == header["x-mock-fault"]
+    assert journal[0]["body"]["token_ids"] == PROMPT
+    assert journal[0]["headers"]["x-mock-fault"] == header["x-mock-fault"]
 
 
 def test_fail_first_alone_defaults_to_503_and_resets(mock_dynamo: MockServer) -> None:
@@ -83,7 +90,8 @@ def test_fail_first_alone_defaults_to_503_and_resets(mock_dynamo: MockServer) ->
     mock_dynamo.clear_faults()
     mock_dynamo.set_faults(fail_first=1)
     status, body = chat(mock_dynamo)
-    assert status == 503 and body == {"message": "mock fault: HTTP 503", "type": "Service Unavailable", "code": 503}
+    assert status == 503
+    assert body == {"message": "mock fault: HTTP 503", "type": "Service Unavailable", "code": 503}
 
 
 def test_global_status_with_custom_body(mock_vllm: MockServer) -> None:
@@ -128,9 +136,11 @@ def test_invalid_json_and_truncated_body(mock_vllm: MockServer) -> None:
 
 def test_bad_header_is_a_400_in_the_servers_envelope(mock_vllm: MockServer, mock_dynamo: MockServer) -> None:
     status, body = gen(mock_vllm, {"x-mock-fault": "explode"})
-    assert status == 400 and "x-mock-fault" in json.loads(body)["error"]["message"]
+    assert status == 400
+    assert "x-mock-fault" in json.loads(body)["error"]["message"]
     status, data = chat(mock_dynamo, {"x-mock-fault": "explode"})
-    assert status == 400 and data["type"] == "Bad Request"
+    assert status == 400
+    assert data["type"] == "Bad Request"
 
 
 @pytest.mark.parametrize("mode", ["empty", "missing"])
@@ -153,7 +163,8 @@ def test_logprobs_faults(mock_dynamo: MockServer) -> None:
     assert len(data["nvext"]["engine_data"]["completion_logprobs"]) == len(ids) - 1
     assert len(data["choices"][0]["logprobs"]["content"]) == len(ids) - 1
     _, data = chat(mock_dynamo, {"x-mock-fault": "logprobs=engine-only"})
-    assert data["choices"][0]["logprobs"] is None and len(data["nvext"]["engine_data"]["completion_logprobs"]) == 6
+    assert data["choices"][0]["logprobs"] is None
+    assert len(data["nvext"]["engine_data"]["completion_logprobs"]) == 6
     _, data = chat(mock_dynamo, {"x-mock-fault": "logprobs=chat-only"})
     assert "completion_logprobs" not in data["nvext"]["engine_data"]
     assert len(data["choices"][0]["logprobs"]["content"]) == 6
@@ -161,7 +172,8 @@ def test_logprobs_faults(mock_dynamo: MockServer) -> None:
 
 def test_vllm_content_faults(mock_vllm: MockServer) -> None:
     choice = json.loads(gen(mock_vllm, {"x-mock-fault": "completion_ids=missing; logprobs=mismatch"})[1])["choices"][0]
-    assert "token_ids" not in choice and len(choice["logprobs"]["content"]) == 3
+    assert "token_ids" not in choice
+    assert len(choice["logprobs"]["content"]) == 3
 
 
 def test_admin_endpoints(mock_vllm: MockServer) -> None:
@@ -175,7 +187,8 @@ def test_admin_endpoints(mock_vllm: MockServer) -> None:
     assert mock_vllm.state.faults.current.is_noop
     with urllib.request.urlopen(mock_vllm.url + "/_mock/requests") as resp:
         entries = json.loads(resp.read())
-    assert [e["status"] for e in entries] == [502, 200] and entries[0]["path"] == "/inference/v1/generate"
+    assert [e["status"] for e in entries] == [502, 200]
+    assert entries[0]["path"] == "/inference/v1/generate"
     urllib.request.urlopen(urllib.request.Request(mock_vllm.url + "/_mock/requests", method="DELETE")).read()
     assert mock_vllm.journal() == []
 
@@ -187,7 +200,8 @@ def test_admin_disabled_by_default_and_journal_is_bounded(mock_server_factory: A
     for _ in range(5):
         gen(server)
     entries = server.journal()
-    assert len(entries) == 3 and [e["seq"] for e in entries] == [3, 4, 5]
+    assert len(entries) == 3
+    assert [e["seq"] for e in entries] == [3, 4, 5]
 
 
 def test_configured_fault_applies_from_start(mock_server_factory: Any) -> None:
