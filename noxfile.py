@@ -125,9 +125,10 @@ def real_dynamo(session: nox.Session) -> None:
                 session.env[REAL_DYNAMO_MODEL_ENV] = DEFAULT_MODEL_NAME
                 try:
                     run_pytest(session, "-m", "real_dynamo", "tests/real", *session.posargs)
-                finally:
-                    # The logs go with the temporary folder; show their ends while the stack still runs.
+                except BaseException:
+                    # The logs go with the temporary folder: show their ends while the stack still runs.
                     for proc in stack.processes:
-                        session.log(f"--- end of {proc.name}.log ---\n{proc.log_tail(1500)}")
+                        session.log(f"--- end of {proc.name}.log ---\n{proc.log_tail(3000)}")
+                    raise
         except StackError as exc:
             session.error(f"The real Dynamo stack did not start: {exc}")

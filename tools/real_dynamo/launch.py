@@ -158,6 +158,9 @@ def _spawn(name: str, argv: list[str], *, env: Mapping[str, str], workdir: Path)
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+    except OSError as exc:
+        log_file.close()
+        raise StackError(f"cannot start {name} ({argv[0]}): {exc}") from exc
     except BaseException:
         log_file.close()
         raise
@@ -211,13 +214,14 @@ def _wait(stack: DynamoStack, what: str, ready: Callable[[], bool], deadline: fl
 
 @contextlib.contextmanager
 def _terminate_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into ``SystemExit`` so ``finally`` blocks run (main thread only)."""
+    """Turn SIGTERM and SIGHUP into ``KeyboardInterrupt`` (main thread only), so they take the same path as Ctrl-C:
+    a runner waiting on a child (nox's ``session.run``) stops that child first, then every ``finally`` runs."""
     if sys.platform == "win32" or not _in_main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -257,7 +261,8 @@ def dynamo_stack(
         work = Path(workdir).resolve()
         for sub in ("kv", "cache", "tmp"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        py = str(python)
+        # Absolute (the processes run in ``work``) but not resolved: a venv's python must keep its own path.
+        py = os.path.abspath(python) if os.sep in str(python) else str(python)
         model = str(Path(model_dir).resolve())
         http, xsub, xpub = free_loopback_ports(3)
         env = _stack_env(work, xsub, xpub, extra_env)
