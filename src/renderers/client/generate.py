@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
-from renderers.client.http import as_http_client
+from renderers.client.http import RetryPolicy, as_http_client, with_retries
 from renderers.client.limits import discover_max_prompt_len
 from renderers.client.routed_experts import RoutedExperts
 from renderers.client.transports import RendererTransport, WireRequest, get_transport
@@ -101,6 +101,7 @@ async def generate(
     extra_headers: Mapping[str, str] | None = None,
     max_prompt_len: int | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 (per-request HTTP timeout)
+    retries: int | RetryPolicy = 0,
 ) -> GenerateResult:
     """Render ``messages``, send the prompt ids to the engine, and return exactly what the engine produced.
 
@@ -117,7 +118,12 @@ async def generate(
       converts to Dynamo's higher-is-more-important ``nvext.agent_hints.priority`` by negating).
     - ``max_prompt_len``: pre-flight cap; when ``None`` it is discovered once per (server, model) from
       ``GET /v1/models``. A longer prompt raises ``OverlongPromptError`` before anything is sent.
-    - ``timeout``: seconds for this request (``None``: the client's default).
+    - ``timeout``: seconds for this request (``None``: the client's default), per attempt.
+    - ``retries``: off by default. An int N sends the request again up to N times, with capped exponential
+      backoff and jitter (``RetryPolicy(retries=N)``; pass a ``renderers.client.http.RetryPolicy`` to tune it),
+      but only when the server certainly did not start generating: a refused connection, or a 429/503/529
+      answer (its ``Retry-After`` is honoured, capped). A timeout, a reset, a truncated body or any other status
+      is never retried, so a request is never run twice by the engine because of this setting.
 
     Errors: see ``renderers.errors``. Only ``ValueError``/``NotImplementedError`` (bad arguments), the error tree
     and ``asyncio.CancelledError`` can escape.
@@ -147,7 +153,7 @@ async def generate(
             f"{type(renderer).__name__} does not support tools. Choose a model-specific renderer instead of the "
             "default fallback."
         )
-    http = as_http_client(client)
+    http = with_retries(as_http_client(client), retries)
     _check_not_multimodal(renderer, messages)
     pooled = _is_pool(renderer)
 
