@@ -36,8 +36,8 @@ _NP_DTYPE: Final[Mapping[str, str]] = {"uint8": "u1", "uint16": "<u2", "int16": 
 #: Literal bytes that precede the base64 text in a compact JSON body.
 ROUTED_EXPERTS_DATA_PREFIX: Final = b'"routed_experts":{"data":"'
 _NPY_PREFIX: Final = b'"routed_experts":"'
-_KEY: Final = b'"routed_experts":'
-_DATA_KEY: Final = b'"data":'
+_NAME: Final = b"routed_experts"
+_DATA_NAME: Final = b'"data"'
 
 
 def _b64_len(n_bytes: int) -> int:
@@ -251,28 +251,30 @@ def routed_experts_from_wire(
 def decode_body(raw: bytes) -> tuple[Any, memoryview | None]:
     """Decode a JSON response body with orjson, cutting the routed-experts base64 text out first.
 
-    Fast path (compact JSON, exactly one ``"routed_experts":{"data":"…"`` with no escapes in the text and no
-    other ``data`` key): the base64 is replaced by ``""`` before decoding and returned as a zero-copy
-    ``memoryview`` of ``raw``. Anything else falls back to a plain full decode (still correct), with ``None``.
+    Fast path (compact JSON, exactly one ``"routed_experts":{"data":"…"`` with no escapes in the text, no other
+    ``routed_experts`` or ``"data"`` anywhere and no ``\\u`` escape anywhere): the base64 is replaced by ``""``
+    before decoding and returned as a zero-copy ``memoryview`` of ``raw``. Anything else falls back to a plain full
+    decode (still correct), with ``None``.
     Raises ``MalformedResponseError`` when the body is not JSON.
     """
     pos = raw.find(ROUTED_EXPERTS_DATA_PREFIX)
-    prefix, n_data_keys = ROUTED_EXPERTS_DATA_PREFIX, 1
+    prefix, object_form = ROUTED_EXPERTS_DATA_PREFIX, True
     if pos < 0:
         pos = raw.find(_NPY_PREFIX)
-        prefix, n_data_keys = _NPY_PREFIX, -1
-    if pos >= 0:
+        prefix, object_form = _NPY_PREFIX, False
+    # The cut-out text may only ever stand for the one payload it was cut from: exactly one literal
+    # ``routed_experts`` anywhere (whatever the whitespace around the colon), exactly one ``"data"`` for the object
+    # form, and no ``\u`` escape anywhere (an escape could spell a second ``routed_experts`` or ``data`` key).
+    if pos >= 0 and raw.count(_NAME) == 1 and (not object_form or raw.count(_DATA_NAME) == 1) and raw.find(b"\\u") < 0:
         begin = pos + len(prefix)
         end = raw.find(b'"', begin)
         if end >= 0 and raw.find(b"\\", begin, end) < 0:
-            spliced = raw[:begin] + raw[end:]
-            if spliced.count(_KEY) == 1 and (n_data_keys < 0 or spliced.count(_DATA_KEY) == n_data_keys):
-                try:
-                    doc = orjson.loads(spliced)
-                except orjson.JSONDecodeError:
-                    pass  # let the full decode report the error on the real body
-                else:
-                    return doc, memoryview(raw)[begin:end]
+            try:
+                doc = orjson.loads(raw[:begin] + raw[end:])
+            except orjson.JSONDecodeError:
+                pass  # let the full decode report the error on the real body
+            else:
+                return doc, memoryview(raw)[begin:end]
     try:
         return orjson.loads(raw), None
     except orjson.JSONDecodeError as exc:
