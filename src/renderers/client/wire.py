@@ -31,6 +31,10 @@ __all__ = [
     "validate_logprob_list",
 ]
 
+#: Largest token id accepted from a response: token ids are uint32 on the wire (Dynamo's ``u32``; vLLM's vocab ids
+#: are far below). Anything larger cannot be a token and would index out of any vocabulary.
+MAX_TOKEN_ID: Final = 2**32 - 1
+
 #: vLLM writes this when it has no logprob for a sampled token; it is not sampling evidence.
 VLLM_MISSING_LOGPROB: Final = -9999.0
 
@@ -73,15 +77,17 @@ def first_choice(doc: Any) -> Mapping[str, Any]:
 
 
 def validate_ids(value: Any, field: str) -> list[int]:
-    """A list of non-negative ints (bools rejected)."""
+    """A list of ints in ``[0, MAX_TOKEN_ID]`` (bools rejected)."""
     if not isinstance(value, list):
         raise MalformedResponseError(
             f"{field} must be a list of token ids, got {type(value).__name__}", field=field, value=value
         )
     for i, tok in enumerate(value):
-        if type(tok) is not int or tok < 0:
+        if type(tok) is not int or not 0 <= tok <= MAX_TOKEN_ID:
             raise MalformedResponseError(
-                f"{field}[{i}] must be a non-negative integer token id, got {tok!r}", field=f"{field}[{i}]", value=tok
+                f"{field}[{i}] must be an integer token id in [0, {MAX_TOKEN_ID}], got {tok!r}",
+                field=f"{field}[{i}]",
+                value=tok,
             )
     return value
 
