@@ -122,7 +122,7 @@ def make_http(kind: str, url: str) -> tuple[HTTPClient, Any]:
 
 EXTRA_FIELDS = ("worker_id", "timing", "engine_data", "stop_reason", "completion_token_ids", "prompt_token_ids")
 token_ids = st.lists(st.integers(0, ENDOFTEXT - 1), min_size=1, max_size=24)
-# Dynamo's agent_hints.priority is an i32 and the client sends -priority: -2**31 is covered by test_client_known_gaps.
+# Dynamo's agent_hints.priority is an i32 and the client sends -priority: -2**31 is refused (test_client_former_gaps).
 i32 = st.integers(-(2**31) + 1, 2**31 - 1)
 
 # vLLM-style sampling params an RL worker sends, plus Dynamo's passthrough keys. Values are in the ranges the
@@ -140,8 +140,8 @@ sampling_params = st.fixed_dictionaries(
         "frequency_penalty": st.floats(-2.0, 2.0),
         "min_tokens": st.integers(0, 2),
         "ignore_eos": st.booleans(),
-        # An empty list is covered by test_client_known_gaps below.
-        "stop": st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=2),
+        # Includes the empty list, which Dynamo 1.6.1 refuses and the client must drop.
+        "stop": st.lists(st.text(min_size=1, max_size=4), min_size=0, max_size=2),
         "include_stop_str_in_output": st.booleans(),
         "skip_special_tokens": st.booleans(),
         "logprobs": st.integers(0, 5),
@@ -303,34 +303,17 @@ async def test_completion_token_ids_without_logprobs_is_a_logprob_mismatch(
     assert (info.value.n_ids, info.value.n_logprobs) == (3, 0)
 
 
-# Inputs for which the client currently builds a body the real frontend refuses. Strict xfail: visible in every
-# run, and a fix turns them into failures (XPASS) so the marker gets removed and the strategies above widened.
-KNOWN_GAPS = [
-    pytest.param(
-        {"sampling_params": {"max_tokens": 2, "stop": []}},
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=EngineHTTPError,
-            reason="vLLM takes stop=[]; Dynamo 1.6.1 answers 400 'Stop sequences array cannot be empty' and the "
-            "client passes the empty list through",
-        ),
-        id="empty-stop-list",
-    ),
-    pytest.param(
-        {"sampling_params": {"max_tokens": 2}, "priority": -(2**31)},
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=EngineHTTPError,
-            reason="the client sends nvext.agent_hints.priority = -priority = 2**31, outside Dynamo's i32 (400); "
-            "it should refuse such a priority with ValueError before sending",
-        ),
-        id="priority-min-i32",
-    ),
+# Inputs the client once turned into bodies the real frontend refused (found by this suite): an empty ``stop`` list
+# (Dynamo 1.6.1: 400 "Stop sequences array cannot be empty") is now dropped, and a priority whose negation leaves
+# Dynamo's i32 is now a ValueError before anything is sent.
+FORMER_GAPS = [
+    pytest.param({"sampling_params": {"max_tokens": 2, "stop": []}}, id="empty-stop-list"),
+    pytest.param({"sampling_params": {"max_tokens": 2}, "priority": -(2**31)}, id="priority-min-i32"),
 ]
 
 
-@pytest.mark.parametrize("call", KNOWN_GAPS)
-async def test_client_known_gaps(real_dynamo_url: str, real_dynamo_model: str, call: dict[str, Any]) -> None:
+@pytest.mark.parametrize("call", FORMER_GAPS)
+async def test_client_former_gaps(real_dynamo_url: str, real_dynamo_model: str, call: dict[str, Any]) -> None:
     engine = EngineClient(real_dynamo_url)
     http = Recorder(engine)
     try:

@@ -467,6 +467,25 @@ async def test_dynamo_forwards_extra_fields_and_drops_vllm_only_keys() -> None:
     assert "extra_args" not in body["nvext"]
 
 
+@pytest.mark.parametrize("transport", ["vllm", "dynamo"])
+@pytest.mark.parametrize("priority", [2**31 - 1, -(2**31 - 1)])
+async def test_priority_at_the_int32_bound_is_sent(transport: str, priority: int) -> None:
+    body = vllm_body() if transport == "vllm" else dynamo_body([7, 8], [-0.1, -0.2])
+    engine = Engine(body)
+    await run(engine, transport=transport, priority=priority)
+    sent = engine.body["priority"] if transport == "vllm" else engine.body["nvext"]["agent_hints"]["priority"]
+    assert sent == (priority if transport == "vllm" else -priority)
+    assert -(2**31) <= sent <= 2**31 - 1
+
+
+async def test_dynamo_drops_an_empty_stop_list_but_keeps_a_non_empty_one() -> None:
+    engine = Engine(dynamo_body([7, 8], [-0.1, -0.2]), dynamo_body([7, 8], [-0.1, -0.2]))
+    await run(engine, transport="dynamo", sampling_params={"stop": []})
+    assert "stop" not in engine.body
+    await run(engine, transport="dynamo", sampling_params={"stop": ["</s>"]})
+    assert engine.body["stop"] == ["</s>"]
+
+
 async def test_dynamo_merges_caller_nvext() -> None:
     engine = Engine(dynamo_body([7, 8], [-0.1, -0.2]))
     caller = {"extra_fields": ["timing"], "agent_hints": {"osl": 4}, "annotations": ["trace"], "token_data": [0]}
@@ -655,7 +674,8 @@ async def test_tools_on_renderer_without_tool_support() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"priority": "high"}, {"priority": True}, {"sampling_params": {"routed_experts_prompt_start": -1}},
-     {"timeout": 0}, {"cache_salt": 3}, {"sampling_params": [1]}, {"max_prompt_len": 0}],
+     {"timeout": 0}, {"cache_salt": 3}, {"sampling_params": [1]}, {"max_prompt_len": 0},
+     {"priority": 2**31}, {"priority": -(2**31)}, {"sampling_params": {"priority": 2**40}}],
 )  # fmt: skip
 async def test_bad_arguments_are_value_errors(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011

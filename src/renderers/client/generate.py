@@ -75,13 +75,20 @@ def _prompt_id_list(prompt_ids: Sequence[int]) -> list[int]:
     return ids
 
 
-def _optional_int(name: str, value: Any, *, minimum: int | None = None) -> int | None:
+#: ``priority`` must fit a signed 32-bit int once negated (Dynamo's ``agent_hints.priority`` is an i32), and the
+#: same bound applies on every transport so one priority gives one outcome whichever carries it.
+PRIORITY_BOUND = 2**31 - 1
+
+
+def _optional_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
 
 
@@ -136,7 +143,12 @@ async def generate(
         sp = dict(sampling_params)
     else:
         raise ValueError(f"sampling_params must be a mapping, got {type(sampling_params).__name__}")
-    priority = _optional_int("priority", priority if priority is not None else sp.get("priority"))
+    priority = _optional_int(
+        "priority",
+        priority if priority is not None else sp.get("priority"),
+        minimum=-PRIORITY_BOUND,
+        maximum=PRIORITY_BOUND,
+    )
     prompt_start = _optional_int(
         "sampling_params['routed_experts_prompt_start']", sp.get("routed_experts_prompt_start"), minimum=0
     )

@@ -43,7 +43,8 @@ class DynamoTransport(Transport):
       docstring) and ``routed_experts_prompt_start`` when requested and the server accepts it.
     - ``max_tokens`` -> ``max_completion_tokens``; ``logprobs`` N -> ``true`` (+ ``top_logprobs`` when N > 1);
       ``return_token_ids``, ``spaces_between_special_tokens``, ``priority`` and ``routed_experts_prompt_start``
-      never reach the top level; ``None`` values are dropped; everything else passes through.
+      never reach the top level; ``None`` values and an empty ``stop`` list (Dynamo 400s on it) are dropped;
+      everything else passes through.
     - Tools are never sent: the renderer already put them in ``token_data``.
     """
 
@@ -89,6 +90,8 @@ class DynamoTransport(Transport):
         for key, value in sp.items():
             if value is None or key in DROP_KEYS or key in _HANDLED or key in body:
                 continue
+            if key == "stop" and isinstance(value, (list, tuple)) and not value:
+                continue  # no stop strings; Dynamo 1.6.1 rejects an empty list with 400 where vLLM takes it
             if key == "logprobs":
                 body["logprobs"] = True
                 if type(value) is int and value > 1:
