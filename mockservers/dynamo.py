@@ -61,10 +61,12 @@ COMPLETION_FIELDS = _OPENAI_COMMON | {"prompt", "suffix", "logprobs", "echo", "b
 COMMON_EXT = {
     "ignore_eos", "min_tokens", "top_k", "min_p", "repetition_penalty", "include_stop_str_in_output",
     "skip_special_tokens", "guided_json", "guided_regex", "guided_grammar", "guided_choice",
-    "guided_decoding_backend", "guided_whitespace_pattern",
+    "guided_decoding_backend", "guided_whitespace_pattern", "prompt_logprobs",
 }  # fmt: skip
 DYNAMO_EXT = {"nvext", "chat_template_args", "chat_template_kwargs", "thinking", "media_io_kwargs"}
-DYNAMO_EXT |= {"return_tokens_as_token_ids"}
+DYNAMO_EXT |= {"return_tokens_as_token_ids", "add_generation_prompt", "continue_final_message"}
+# Accepted and dropped by the real 1.6.1 frontend (checked against it by tests/real).
+IGNORED_FIELDS = {"prompt_cache_key"}
 PASSTHROUGH = {"cache_salt", "stop_token_ids", "detokenize", "allowed_token_ids", "bad_words_token_ids"}
 PASSTHROUGH |= {"logprob_token_ids"}
 EXTRA_FIELDS = ("worker_id", "timing", "routed_experts", "engine_data", "completion_token_ids")
@@ -174,7 +176,9 @@ def parse_nvext(raw: Any, state: MockState) -> dict[str, Any]:
 
 
 def _validate_fields(body: dict[str, Any], known: set[str], state: MockState) -> None:
-    unknown = sorted(k for k in body if k not in known and k not in COMMON_EXT and k not in DYNAMO_EXT)
+    unknown = sorted(
+        k for k in body if k not in known and k not in COMMON_EXT and k not in DYNAMO_EXT and k not in IGNORED_FIELDS
+    )
     unknown = [k for k in unknown if k not in PASSTHROUGH]
     if unknown and not state.config.lax_validation:
         raise _bad("Validation: Unsupported parameter(s): " + ", ".join(f"`{k}`" for k in unknown))
@@ -196,8 +200,17 @@ def _common_checks(body: dict[str, Any]) -> None:
         ("stream", "bool"),
         ("skip_special_tokens", "bool"),
         ("return_tokens_as_token_ids", "bool"),
+        ("add_generation_prompt", "bool"),
+        ("continue_final_message", "bool"),
+        ("prompt_logprobs", "u32"),
     ):
         _check(key, body.get(key), kind)
+    for key in ("max_tokens", "max_completion_tokens"):
+        if body.get(key) == 0:
+            # The real 1.6.1 text for max_tokens; assumed the same for max_completion_tokens (not recorded).
+            raise _bad(f"Validation: Max tokens must be greater than 0, got {body[key]}")
+    if isinstance(body.get("stop"), list) and not body["stop"]:
+        raise _bad("Validation: Stop sequences array cannot be empty")
     if body.get("stop_token_ids") is not None:
         _check_ids("stop_token_ids", body["stop_token_ids"])
     temperature = body.get("temperature")

@@ -192,19 +192,14 @@ def test_same_decision_and_message_for_random_top_level_keys(
         assert real[0] == 200, report
 
 
-def _mock_gap(extra: dict[str, Any], reason: str) -> Any:
-    return pytest.param(extra, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
-
-
-# Where the mock disagrees with the real 1.6.1 frontend today. Strict xfail: listed in every run's summary, and a
-# fix in the mock makes them XPASS (a failure) so they move up into the agreeing examples.
-KNOWN_MOCK_GAPS = [
-    _mock_gap({"prompt_cache_key": "k"}, "real 1.6.1 accepts and ignores prompt_cache_key; the mock answers 400"),
-    _mock_gap({"prompt_logprobs": 1}, "real 1.6.1 accepts top-level prompt_logprobs; the mock answers 400"),
-    _mock_gap({"add_generation_prompt": True}, "real 1.6.1 knows the boolean add_generation_prompt; the mock 400s"),
-    _mock_gap({"continue_final_message": False}, "real 1.6.1 knows continue_final_message; the mock 400s"),
-    _mock_gap({"stop": []}, "real 1.6.1 answers 400 'Validation: Stop sequences array cannot be empty'; mock 200"),
-    _mock_gap({"max_tokens": 0}, "both 400, but real says 'Validation: Max tokens must be greater than 0, got 0'"),
+# Where the mock once disagreed with the real 1.6.1 frontend (found by this test, fixed in the mock).
+FORMER_MOCK_GAPS = [
+    {"prompt_cache_key": "k"},
+    {"prompt_logprobs": 1},
+    {"add_generation_prompt": True},
+    {"continue_final_message": False},
+    {"stop": []},
+    {"max_tokens": 0},
 ]
 
 
@@ -223,7 +218,7 @@ KNOWN_MOCK_GAPS = [
         {"cache_salt": ""},
         {"min_p": 0.5, "top_k": -1, "skip_special_tokens": False, "include_stop_str_in_output": True},
         {"detokenize": True, "stop_token_ids": [1], "allowed_token_ids": [1, 2], "bad_words_token_ids": [[3]]},
-        *KNOWN_MOCK_GAPS,
+        *FORMER_MOCK_GAPS,
     ],
     ids=repr,
 )
