@@ -1,0 +1,1 @@
+"""Benchmarks of the renderers client and the mock servers: ``python -m benchmarks.run`` (``nox -s bench``)."""

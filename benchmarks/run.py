@@ -1,0 +1,121 @@
+"""Run the benchmark groups and write ``docs/benchmarks.md`` + ``docs/benchmarks.png``.
+
+    python -m benchmarks.run                 # every group (about 3-5 minutes)
+    python -m benchmarks.run --quick         # smoke run: small sizes, few rounds (writes under /tmp by default)
+    python -m benchmarks.run parse memory    # a selection (names or numbers 1-6)
+
+The peer (``renderers==0.1.12``) is found through ``RENDERERS_BENCH_PEER_DIR``; without it the peer rows are
+skipped and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import peer as peer_mod
+from benchmarks.harness import Section
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = ("parse", "request", "e2e", "mock", "stress", "memory")
+ALIASES = {str(i + 1): name for i, name in enumerate(GROUPS)}
+
+
+def _group_runner(name: str, *, quick: bool, peer: Callable[[bytes], Any] | None) -> Callable[[], Section]:
+    rounds = 5 if quick else 15
+    if name == "parse":
+        from benchmarks import parse
+
+        return lambda: parse.run(rounds=rounds, quick=quick, peer=peer)
+    if name == "request":
+        from benchmarks import request_body
+
+        return lambda: request_body.run(rounds=rounds, quick=quick)
+    if name == "e2e":
+        from benchmarks import e2e
+
+        return lambda: e2e.run(quick=quick)
+    if name == "mock":
+        from benchmarks import mock_server
+
+        return lambda: mock_server.run(quick=quick)
+    if name == "stress":
+        from benchmarks import stress
+
+        return lambda: stress.run(quick=quick)
+    if name == "memory":
+        from benchmarks import memory
+
+        return lambda: memory.run(quick=quick, peer=peer)
+    raise ValueError(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)} (or 1-6); default all")
+    ap.add_argument("--quick", action="store_true", help="smoke run: small sizes and few rounds")
+    ap.add_argument("--out", type=Path, default=None, help="markdown path (default docs/benchmarks.md; quick: /tmp)")
+    args = ap.parse_args(args_list)
+    selected = [ALIASES.get(g, g) for g in args.groups] or list(GROUPS)
+    unknown = [g for g in selected if g not in GROUPS]
+    if unknown:
+        ap.error(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)} or 1-6")
+    out = args.out or (Path("/tmp/renderers-bench-quick/benchmarks.md") if args.quick else ROOT / "docs/benchmarks.md")
+    png = out.with_suffix(".png")
+
+    peer: Callable[[bytes], Any] | None = None
+    peer_version = "not installed (set RENDERERS_BENCH_PEER_DIR; peer rows skipped)"
+    if peer_mod.peer_dir() is not None:
+        peer = peer_mod.make_peer_parse(peer_mod.load_peer_client())
+        peer_version = f"{peer_mod.peer_version()} (from {peer_mod.peer_dir()}, loaded as `renderers_peer`)"
+    elif not args.quick:
+        print("warning: RENDERERS_BENCH_PEER_DIR is not set; the peer rows are skipped", file=sys.stderr)
+
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    sections: list[Section] = []
+    for name in GROUPS:
+        if name not in selected:
+            continue
+        runner = _group_runner(name, quick=args.quick, peer=peer)
+        # Setup objects (imports, the peer, tokenizers) go to the permanent generation, so the cyclic GC work a
+        # parse triggers is about what the parse allocates, not about this process's unrelated heap.
+        gc.collect()
+        gc.freeze()
+        g0 = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        sec = runner()
+        print(f"[bench] {name} done in {time.perf_counter() - g0:.1f} s", file=sys.stderr, flush=True)
+        sections.append(sec)
+        for t in sec.targets:
+            print(f"  {'ok  ' if t.holds else 'FAIL'} {t.what}: {t.row()[2]} (limit {t.row()[3]})", file=sys.stderr)
+        gc.unfreeze()
+    seconds = time.perf_counter() - t0
+
+    from benchmarks import report
+
+    has_plot = report.write_plot(png, sections)
+    report.write_markdown(
+        out,
+        sections,
+        argv=args_list,
+        seconds=seconds,
+        peer_version=peer_version,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        quick=args.quick,
+        plot_name=png.name if has_plot else None,
+    )
+    print(f"[bench] wrote {out}" + (f" and {png}" if has_plot else "") + f" ({seconds:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
