@@ -368,6 +368,8 @@ def _nvext(
 def _ids_fault(obj: dict[str, Any], fault: FaultSpec) -> None:
     if fault.completion_ids == "empty":
         obj["completion_token_ids"] = []
+        if "completion_logprobs" in obj:
+            obj["completion_logprobs"] = []  # an empty completion has no logprobs either
     elif fault.completion_ids == "missing":
         obj.pop("completion_token_ids", None)
 
@@ -454,6 +456,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         lp = _chat_logprobs(state, c, 1 if top is None else int(top), body.get("return_tokens_as_token_ids") is True)
         if fault.logprobs == "mismatch" and lp["content"]:
             lp["content"] = lp["content"][:-1]
+        if fault.completion_ids == "empty":
+            lp["content"] = []
     routed, payload = _routing(state, nvext, [*prompt, *c.token_ids])
     extra = [x for x in (nvext.get("extra_fields") or []) if x in EXTRA_FIELDS]
     model = state.config.model

@@ -245,11 +245,13 @@ def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[s
 
 
 def _apply_fault(choice: dict[str, Any], fault: FaultSpec) -> None:
+    lp = choice.get("logprobs")
     if fault.completion_ids == "empty":
         choice["token_ids"] = []
+        if isinstance(lp, dict) and lp.get("content"):
+            lp["content"] = []  # an empty completion has no logprobs either
     elif fault.completion_ids == "missing":
         choice.pop("token_ids", None)
-    lp = choice.get("logprobs")
     if fault.logprobs == "mismatch" and isinstance(lp, dict) and lp.get("content"):
         lp["content"] = lp["content"][:-1]
 
