@@ -19,7 +19,7 @@ MODEL = "tiny-qwen3"
 VOCAB_SIZE = 2304  # the built-in tiny tokenizer
 EOS_ID = 2303  # <|im_end|>
 MAX_MODEL_LEN = 4096  # prompts of a few thousand ids fit
-CLIENT_TIMEOUT = 2.0  # seconds: hangs and delays are judged against this
+CLIENT_TIMEOUT = 1.0  # seconds: hangs and delays are judged against this
 
 #: Variants of each server kind: the two vLLM wire profiles, Dynamo with full (1.6.1) and trimmed routing.
 VLLM_VARIANTS: dict[str, dict[str, Any]] = {"prime-rl": {"vllm_profile": "prime-rl"},
