@@ -137,3 +137,42 @@ def real_dynamo(session: nox.Session) -> None:
                     raise
         except StackError as exc:
             session.error(f"The real Dynamo stack did not start: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Conformance: the same suite the default `tests` session runs (tests/conformance, the conformance property tests),
+# with the `long` hypothesis profile (1000 examples per property; the property file draws 4x that).
+
+CONFORMANCE_PATHS = ("tests/conformance", "tests/property/test_conformance_props.py")
+
+
+@nox.session(python=PYTHON, default=False)
+def conformance(session: nox.Session) -> None:
+    """vLLM vs Dynamo conformance against the mocks, long hypothesis profile (about 3 minutes on 2 cores)."""
+    install_project(session, "test")
+    env = {"HYPOTHESIS_PROFILE": os.environ.get("RENDERERS_CONFORMANCE_PROFILE", "long")}
+    session.run("pytest", "-m", DEFAULT_SELECTION, "--hypothesis-show-statistics", *CONFORMANCE_PATHS,
+                *session.posargs, env=env)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Benchmarks (opt-in; a few minutes of both cores: run it on a machine nobody else is measuring on).
+
+PEER_RENDERERS = "renderers==0.1.12"
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: writes docs/benchmarks.md and docs/benchmarks.png (about 3-5 minutes).
+
+    ``nox -s bench -- --quick`` is a smoke run (writes under /tmp); ``nox -s bench -- parse memory`` runs a selection.
+    The published peer (``renderers==0.1.12``, same distribution name as this project) goes into a separate
+    ``--target`` directory of this session and is loaded from there under another module name, never on sys.path.
+    """
+    install_project(session, "test")
+    session.install("matplotlib", "psutil")
+    peer_dir = Path(session.create_tmp()) / "peer-renderers-0.1.12"
+    if not (peer_dir / "renderers" / "client.py").is_file():
+        shutil.rmtree(peer_dir, ignore_errors=True)
+        session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
+    session.run("python", "-m", "benchmarks.run", *session.posargs, env={"RENDERERS_BENCH_PEER_DIR": str(peer_dir)})

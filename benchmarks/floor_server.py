@@ -1,0 +1,60 @@
+"""The floor server: a minimal aiohttp app whose handler reads the request and returns pre-encoded bytes.
+
+    python -m benchmarks.floor_server --body-file resp.json --path /inference/v1/generate [--port 0]
+
+Access log off, default asyncio loop, like the mock. Prints ``floor ready: <url>``; stops on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+
+def make_app(body: bytes, path: str) -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post(path, handler)
+    return app
+
+
+async def serve(body: bytes, path: str, host: str, port: int) -> None:
+    runner = web.AppRunner(make_app(body, path), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"floor ready: http://{host}:{bound} ({len(body)} bytes at {path})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.floor_server")
+    ap.add_argument("--body-file", type=Path, required=True)
+    ap.add_argument("--path", default="/inference/v1/generate")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args(argv)
+    asyncio.run(serve(args.body_file.read_bytes(), args.path, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
