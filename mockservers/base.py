@@ -154,7 +154,10 @@ async def _truncated(request: web.Request, resp: web.Response) -> web.StreamResp
 async def mock_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     if request.path.startswith("/_mock/"):
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:  # admin routes off, or a wrong method: still the server's envelope
+            return _route_error(state, request, exc)
     state.count("requests")
     entry: dict[str, Any] = {
         "time": time.time(),
