@@ -176,3 +176,22 @@ def bench(session: nox.Session) -> None:
         shutil.rmtree(peer_dir, ignore_errors=True)
         session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"RENDERERS_BENCH_PEER_DIR": str(peer_dir)})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fuzzing and reliability (opt-in; about 10 minutes of both cores).
+
+FUZZ_PATHS = ("tests/fuzz", "tests/reliability")
+FUZZ_SELECTION = " and ".join(f"not {m}" for m in OPT_IN_MARKERS if m != "fuzz")
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Client and server fuzzing, the fault table and the 10,000 x 256 load test: over 100,000 generated examples.
+
+    Runs every test under tests/fuzz and tests/reliability, the ``fuzz``-marked long ones included, and prints the
+    example counts at the end. ``RENDERERS_WRITE_RELIABILITY_DOC=1 nox -s fuzz`` also writes the measured fault
+    table into docs/reliability.md.
+    """
+    install_project(session, "test")
+    session.run("pytest", "-m", FUZZ_SELECTION, "-p", "no:cacheprovider", *FUZZ_PATHS, *session.posargs)
