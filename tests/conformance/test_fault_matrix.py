@@ -52,7 +52,7 @@ def test_dynamo_routing_modes_equal_vllm(servers: Servers, mode: str) -> None:
     assert routed.rows == len(CASE.prompt_ids) + len(vllm.result["completion_ids"]) - 1 - 20
 
 
-@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cases(vocab_size=VOCAB_SIZE, max_prompt_len=512, max_tokens=16, eos_id=EOS_ID))
 def test_dynamo_routing_modes_equal_vllm_for_any_case(servers: Servers, case: Case) -> None:
     for mode in ("full", "trimmed"):
