@@ -18,7 +18,7 @@ from renderers.errors import (
     MissingCompletionIdsError,
     RenderersError,
 )
-from renderers.testing.equivalence import Outcome, assert_equivalent, compare, run_case
+from renderers.testing.equivalence import Outcome, assert_equivalent, run_case
 from renderers.testing.strategies import Case, MoeSettings, cases
 
 from .conftest import CLIENT_TIMEOUT, EOS_ID, MODEL, VOCAB_SIZE, Servers, run
@@ -130,17 +130,11 @@ def test_short_delay_same_result(servers: Servers) -> None:
     assert vllm.result is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, reported: without engine_data.completion_logprobs the client falls back to "
-    "choices[].logprobs, which Dynamo prints at float32 precision (-7.651155 for vLLM's -7.6511549949646); "
-    "ids, finish reason and routing still agree",
-)
 def test_chat_only_logprobs_are_exact(servers: Servers) -> None:
+    """Without engine_data.completion_logprobs the client reads choices[].logprobs, which Dynamo prints at
+    float32 precision (-7.651155 for vLLM's -7.6511549949646); rounding back to float32 makes them exact."""
     vllm, dynamo = run(_both(servers, CASE, MOE, None))
     dynamo_chat_only = run(_both(servers, CASE, MOE, "logprobs=chat-only"))[1]
     assert_equivalent(vllm, dynamo)
     assert dynamo_chat_only.result is not None
-    failed = {c.name for c in compare(vllm, dynamo_chat_only) if c.ok is False}
-    assert failed <= {"completion_logprobs"}  # only the logprobs differ, and only by float32 printing
     assert_equivalent(vllm, dynamo_chat_only)

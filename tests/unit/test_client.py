@@ -545,9 +545,24 @@ async def test_dynamo_engine_logprobs_win_over_chat() -> None:
     assert out["completion_logprobs"] == [-1.0, -2.0]
 
 
-async def test_dynamo_falls_back_to_chat_logprobs() -> None:
+async def test_dynamo_falls_back_to_chat_logprobs_rounded_to_float32() -> None:
     out = await run(Engine(dynamo_body([7, 8], chat_lps=[-0.1, -0.2])), transport="dynamo")
-    assert out["completion_logprobs"] == [-0.1, -0.2]
+    assert out["completion_logprobs"] == [float(np.float32(-0.1)), float(np.float32(-0.2))]
+
+
+def test_dynamo_chat_echo_recovers_the_engine_logprobs_exactly_on_a_real_body() -> None:
+    """Real Dynamo 1.6.1 + dynamo.vllm: the chat echo prints float32 text (-7.6456947), engine_data the double
+    (-7.645694732666016). Without engine_data's logprobs the client must still return the engine's values."""
+    from renderers.client.transports.dynamo import DynamoTransport
+    from tests.conftest import RECORDINGS
+
+    raw = (RECORDINGS / "real-dynamo-1.6.1" / "dynamo-vllm-worker" / "dv_chat_nvext.json").read_bytes()
+    doc = orjson.loads(raw)
+    engine_lps = doc["nvext"]["engine_data"].pop("completion_logprobs")
+    chat_texts = [e["logprob"] for e in doc["choices"][0]["logprobs"]["content"]]
+    assert chat_texts != engine_lps  # the echo really is lossy as text
+    parsed = DynamoTransport().parse(orjson.dumps(doc), prompt_len=18)
+    assert parsed.completion_logprobs == engine_lps
 
 
 async def test_dynamo_logprob_length_mismatch_raises() -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import orjson
 
 from renderers.client.http import HTTPClient, RawResponse
@@ -89,8 +90,16 @@ def _finish_routed_experts(
     return routed
 
 
-def parse_completion(raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
-    """Parse one non-streaming response body (vLLM generate or Dynamo chat) into a ``WireResult``."""
+def parse_completion(
+    raw: bytes, *, prompt_len: int, prompt_start: int | None = None, chat_logprobs_float32: bool = False
+) -> WireResult:
+    """Parse one non-streaming response body (vLLM generate or Dynamo chat) into a ``WireResult``.
+
+    ``chat_logprobs_float32``: the chat echo ``choices[0].logprobs`` was printed from float32 values (Dynamo's
+    frontend types logprobs as ``f32`` and prints the shortest float32 text, ``-7.6456947`` for the engine's
+    ``-7.645694732666016``). When the logprobs come from that echo, they are rounded back to float32, which
+    recovers the engine's value exactly (engine logprobs are float32), so both transports agree to the bit.
+    """
     doc, blob = decode_body(raw)
     choice = first_choice(doc)
     nvext = optional_mapping(doc, "nvext", "nvext") or {}
@@ -118,6 +127,8 @@ def parse_completion(raw: bytes, *, prompt_len: int, prompt_start: int | None = 
     else:
         lp_field = "choices[0].logprobs.content"
         logprobs = extract_chat_logprobs(choice, ids)
+        if chat_logprobs_float32 and logprobs:
+            logprobs = np.asarray(logprobs, dtype=np.float32).tolist()
     logprobs = check_alignment(ids, logprobs, lp_field)
 
     payload: Any

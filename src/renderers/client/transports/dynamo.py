@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from renderers.client.http import HTTPClient
-from renderers.client.transports.base import Transport, WireRequest, encode_body
+from renderers.client.transports.base import Transport, WireRequest, encode_body, parse_completion
 from renderers.client.wire import WireResult
 
 __all__ = ["DynamoTransport", "servers_without_prompt_start"]
@@ -99,6 +99,10 @@ class DynamoTransport(Transport):
                 continue
             body[key] = value
         return encode_body(body)
+
+    def parse(self, raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
+        """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32."""
+        return parse_completion(raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
 
     async def send(
         self,
