@@ -64,7 +64,7 @@ def run(*, rounds: int, quick: bool) -> Section:
         full = t["client (generate path: id check + build_body)"].median
         only = t["client (build_body only)"].median
         for name, timing in t.items():
-            panel[f"{shape}: {name.split(' (')[0] if 'client' not in name else name}"] = timing.median * 1e6
+            panel[f"{shape}: {name}"] = timing.median * 1e6
         target = Target("2", f"{shape}: client generate path / orjson floor", full / floor, 2.0, "le")
         sec.targets.append(target)
         sec.targets.append(Target("2", f"{shape}: client build_body only / orjson floor", only / floor, 2.0, "le"))
