@@ -7,7 +7,7 @@ import pytest
 
 from renderers.client.routed_experts import decode_body
 from renderers.client.transports.base import parse_completion
-from renderers.errors import RoutedExpertsError
+from renderers.errors import MalformedResponseError, RoutedExpertsError
 
 _LP = '"logprobs":{"content":[{"logprob":-1},{"logprob":-1}]}'
 
@@ -42,3 +42,27 @@ def test_zero_copy_still_taken_for_a_normal_body() -> None:
     _, blob = decode_body(raw)
     assert blob is not None
     assert bytes(blob) == b"AAAA"
+
+
+@pytest.mark.parametrize("junk", [b"\xc3(", b"\xff", b"\n", b"\x00", b"\x7f"], ids=repr)
+def test_zero_copy_never_hides_invalid_json_bytes(junk: bytes) -> None:
+    """Bytes that make the body invalid JSON, inside the routed-experts text: the body is invalid, as a full decode
+    says (it used to be accepted because the text was cut out before the JSON decode)."""
+    raw = (b'{"choices":[{"token_ids":[1,2],' + _LP.encode() + b',"routed_experts":{"data":"' + junk
+           + b"A" * (8 - len(junk)) + b'","shape":[2,1,3],"dtype":"uint8"}}]}')  # fmt: skip
+    try:
+        import json
+
+        json.loads(raw)
+        valid = True
+    except ValueError:
+        valid = False
+    if valid:  # DEL is a legal JSON string character: then the text is simply not base64
+        out = parse_completion(raw, prompt_len=1)
+        assert out.routed_experts is not None
+        with pytest.raises(RoutedExpertsError):
+            out.routed_experts.to_numpy()
+        return
+    with pytest.raises(MalformedResponseError) as info:
+        parse_completion(raw, prompt_len=1)
+    assert info.value.field is None

@@ -37,6 +37,7 @@ _NP_DTYPE: Final[Mapping[str, str]] = {"uint8": "u1", "uint16": "<u2", "int16": 
 ROUTED_EXPERTS_DATA_PREFIX: Final = b'"routed_experts":{"data":"'
 _NPY_PREFIX: Final = b'"routed_experts":"'
 _NAME: Final = b"routed_experts"
+_B64_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _DATA_NAME: Final = b'"data"'
 
 
@@ -251,7 +252,7 @@ def routed_experts_from_wire(
 def decode_body(raw: bytes) -> tuple[Any, memoryview | None]:
     """Decode a JSON response body with orjson, cutting the routed-experts base64 text out first.
 
-    Fast path (compact JSON, exactly one ``"routed_experts":{"data":"…"`` with no escapes in the text, no other
+    Fast path (compact JSON, exactly one ``"routed_experts":{"data":"…"`` with only base64 characters in it, no other
     ``routed_experts`` or ``"data"`` anywhere and no ``\\u`` escape anywhere): the base64 is replaced by ``""``
     before decoding and returned as a zero-copy ``memoryview`` of ``raw``. Anything else falls back to a plain full
     decode (still correct), with ``None``.
@@ -268,7 +269,8 @@ def decode_body(raw: bytes) -> tuple[Any, memoryview | None]:
     if pos >= 0 and raw.count(_NAME) == 1 and (not object_form or raw.count(_DATA_NAME) == 1) and raw.find(b"\\u") < 0:
         begin = pos + len(prefix)
         end = raw.find(b'"', begin)
-        if end >= 0 and raw.find(b"\\", begin, end) < 0:
+        # Only base64 characters: a byte that would make the JSON invalid (control, non-UTF-8) must not be cut away.
+        if end >= 0 and not raw[begin:end].translate(None, _B64_ALPHABET):
             try:
                 doc = orjson.loads(raw[:begin] + raw[end:])
             except orjson.JSONDecodeError:
