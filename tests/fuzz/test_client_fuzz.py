@@ -56,7 +56,8 @@ class Truth:
 
 
 def _logprob() -> st.SearchStrategy[float]:
-    return st.floats(-60.0, 0.0, allow_nan=False).filter(lambda x: x != VLLM_MISSING_LOGPROB)
+    # float32 values: engines compute logprobs in float32, and the Dynamo transport rounds chat logprobs back to it
+    return st.floats(-60.0, 0.0, allow_nan=False, width=32).filter(lambda x: x != VLLM_MISSING_LOGPROB)
 
 
 @st.composite
