@@ -233,8 +233,9 @@ def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[s
     out: list[dict[str, Any] | None] = [None]
     states = prefix_states(ids)
     eng, tok = state.engine, state.tokenizer
+    bs = eng.prefix_bs(ids)
     for i in range(1, len(ids)):
-        key, peak = eng.position(int(states[i]))
+        key, peak = eng.position(int(states[i]), bs[i])
         entry = {}
         tid, lp, rank = eng.score(key, peak, ids[i])
         entry[str(tid)] = {"logprob": lp, "rank": rank, "decoded_token": tok.piece(tid)}

@@ -127,18 +127,19 @@ def _send(server: MockServer, case: Case) -> tuple[int, bytes, str]:
         return err.code, err.read(), err.headers.get("Content-Type", "")
 
 
-def shape(value: Any) -> Any:
+def shape(value: Any, key: str | None = None) -> Any:
     """The key structure of a JSON value: dict keys recursively, list element shapes as a set, scalars erased."""
     if isinstance(value, dict):
         if (
             value
             and all(isinstance(v, float | int) for v in value.values())
-            and not all(k.isidentifier() for k in value)
+            and (key == "top_logprobs" or not all(k.isidentifier() for k in value))
         ):
-            return "token-map"  # /v1/completions top_logprobs: keys are token texts, i.e. data
-        return ("dict", tuple(sorted((k, shape(v)) for k, v in value.items())))
+            # /v1/completions top_logprobs: keys are token texts, i.e. data (which may look like identifiers)
+            return "token-map"
+        return ("dict", tuple(sorted((k, shape(v, k)) for k, v in value.items())))
     if isinstance(value, list):
-        return ("list", frozenset(shape(v) for v in value))
+        return ("list", frozenset(shape(v, key) for v in value))
     if value is None:
         return "null"
     return "scalar"

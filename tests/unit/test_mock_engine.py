@@ -149,3 +149,88 @@ def test_routed_experts_stitch_across_turns() -> None:
     # A shared prefix routes identically whatever follows it.
     other = Engine.routed_experts([*PROMPT, 1, 2, 3], 0, 2, 2, 16)
     assert np.array_equal(other[: len(PROMPT)], whole[: len(PROMPT)])
+
+
+def _reference_generate(engine: Engine, prompt: list[int], p: SamplingParams) -> tuple[list[int], list[int], str]:
+    """The model of the engine's docstring, one token at a time in plain Python (H, B, u per position)."""
+    from mockservers import engine as em
+
+    v = engine.v
+    h, b = em._H0, em._H0 % v
+    m = engine._m
+
+    def o(t: int) -> int:
+        return engine.ordinary.index(t) if t in engine.ordinary else t % v
+
+    def pos_key(i: int) -> int:
+        return em.mix64(i ^ em._POS_SALT)
+
+    for i, t in enumerate(prompt):
+        h = step_state(h, t)
+        b = (m * b + (1 - m) * o(t) + pos_key(i) % v) % v
+    seed_key = em.mix64((p.seed & em.MASK64) ^ em._SEED_SALT ^ em.mix64(p.choice_index + 1))
+    size = v if p.top_k <= 0 else min(v, p.top_k)
+    if p.top_p < 1:
+        size = max(1, math.ceil(p.top_p * size))
+    out: list[int] = []
+    ranks: list[int] = []
+    for n in range(p.max_tokens):
+        i = len(prompt) + n
+        masked = n < p.min_tokens
+        peak = (
+            not p.ignore_eos
+            and not masked
+            and engine.eos_period > 0
+            and em.mix64(h ^ em._EOS_SALT) % engine.eos_period == 0
+        )
+        if peak:
+            out.append(EOS)
+            ranks.append(1)
+            return out, ranks, "stop"
+        if p.greedy:
+            rank = 1
+        else:
+            u = (em.mix64(pos_key(i) ^ seed_key) >> 11) / float(1 << 53)
+            rank = 1 + sum(1 for r in range(1, size) if (r / size) ** p.temperature <= u)
+        tok = engine.ordinary[(b + engine._stride * (rank - 1)) % v]
+        while masked and tok in p.stop_token_ids:
+            rank += 1
+            tok = engine.ordinary[(b + engine._stride * (rank - 1)) % v]
+        out.append(tok)
+        ranks.append(rank)
+        if tok in p.stop_token_ids and not masked:
+            return out, ranks, "stop"
+        h = step_state(h, tok)
+        b = (m * b + (1 - m) * o(tok) + pos_key(i) % v) % v
+    return out, ranks, "length"
+
+
+@given(
+    st.lists(st.integers(0, 2303), min_size=1, max_size=40),
+    st.integers(1, 300),
+    st.sampled_from([0.0, 0.3, 1.0, 1.7]),
+    st.integers(0, 50),
+    st.integers(0, 5),
+    st.booleans(),
+    st.integers(0, 3),
+)
+def test_vectorised_generation_equals_the_per_token_model(
+    prompt: list[int], max_tokens: int, temperature: float, top_k: int, seed: int, ignore_eos: bool, n_stops: int
+) -> None:
+    engine = Engine(list(range(2301)), EOS, eos_period=16)
+    base = engine.generate(prompt, SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed))
+    stops = frozenset(base.token_ids[:n_stops])
+    p = SamplingParams(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+        ignore_eos=ignore_eos,
+        stop_token_ids=stops,
+        min_tokens=min(max_tokens, seed * 7),
+    )
+    c = engine.generate(prompt, p)
+    tokens, ranks, finish = _reference_generate(engine, prompt, p)
+    assert (c.token_ids, c.ranks, c.finish_reason) == (tokens, ranks, finish)
+    for i, (tid, lp, rank) in enumerate(zip(c.token_ids, c.logprobs, c.ranks, strict=True)):
+        assert engine.score(c.keys[i], c.peaks[i], tid) == (tid, lp, rank)
