@@ -25,7 +25,7 @@ from mockservers.base import BODY_KEY, STATE, MockState, fault_of, json_response
 from mockservers.config import MockConfig
 from mockservers.engine import Completion, SamplingParams, mix64
 from mockservers.faults import FaultSpec
-from mockservers.protocol import RequestError, context_error, is_int, is_number
+from mockservers.protocol import RequestError, context_error, ids_in_range, is_int, is_number
 
 NVEXT_FIELDS_161 = (
     "greed_sampling",
@@ -133,6 +133,8 @@ def _check(path: str, value: Any, expected: str) -> None:
 def _check_ids(path: str, value: Any) -> list[int]:
     if not isinstance(value, list):
         raise _deser(path, f"invalid type: {_serde_desc(value)}, expected a sequence")
+    if ids_in_range(value, 2**32):
+        return value
     for i, t in enumerate(value):
         _check(f"{path}[{i}]", t, "u32")
     return value
@@ -253,7 +255,7 @@ def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], st
     vocab = state.tokenizer.vocab_size
     if not prompt:
         raise _bad("The decoder prompt cannot be empty")
-    for t in prompt:
+    for t in () if ids_in_range(prompt, vocab) else prompt:
         if t >= vocab:
             raise _bad(f"Token id {t} is out of vocabulary")
     room = state.max_model_len - len(prompt)

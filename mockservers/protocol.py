@@ -34,6 +34,17 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def ids_in_range(values: list[Any], upper: int) -> bool:
+    """True when every value is a plain int in ``[0, upper)``: checked at C speed (``map``, ``min``, ``max``).
+
+    False means "look closer": callers then walk the list element by element to build the exact error.
+    """
+    if not values:
+        return True
+    kinds = set(map(type, values))
+    return kinds == {int} and min(values) >= 0 and max(values) < upper
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -8,6 +8,7 @@ client can find ``"routed_experts":{"data":"`` in the raw bytes and cut the payl
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,36 @@ def npy_base64(arr: npt.NDArray[Any]) -> bytes:
 
 
 def dumps(obj: Any, payload: bytes | None = None) -> bytes:
-    """orjson-encode ``obj`` and put ``payload`` (base64 bytes) wherever ``PLACEHOLDER`` was used."""
-    body = orjson.dumps(obj)
+    """orjson-encode ``obj`` and put ``payload`` (base64 bytes) where ``PLACEHOLDER`` was used."""
     if payload is None:
+        return orjson.dumps(obj)
+    return splice(obj, [(PLACEHOLDER, (b'"', payload, b'"'))])
+
+
+def splice(obj: Any, replacements: Sequence[tuple[str, Sequence[bytes]]]) -> bytes:
+    """orjson-encode ``obj``, then replace each placeholder string value by the raw JSON ``pieces`` given for it.
+
+    One ``join`` builds the body: the pieces (a 17 MB base64 payload, pre-built logprob text) are copied once and
+    never pass through the JSON encoder. A placeholder may occur any number of times (Dynamo puts the same routed
+    object in ``nvext`` and in ``engine_data``), or not at all.
+    """
+    body = orjson.dumps(obj)
+    found = []
+    for marker, pieces in replacements:
+        quoted = orjson.dumps(marker)
+        at = body.find(quoted)
+        while at >= 0:
+            found.append((at, at + len(quoted), pieces))
+            at = body.find(quoted, at + len(quoted))
+    if not found:
         return body
-    return body.replace(_PLACEHOLDER_JSON, b'"' + payload + b'"')
+    found.sort(key=lambda x: x[0])
+    view = memoryview(body)
+    out: list[bytes | memoryview] = []
+    last = 0
+    for at, end, pieces in found:
+        out.append(view[last:at])
+        out.extend(pieces)
+        last = end
+    out.append(view[last:])
+    return b"".join(out)

@@ -1,0 +1,79 @@
+"""The mocks' fast paths write the same bytes as the plain ones (dicts through orjson, per-element checks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from mockservers import routing, vllm
+from mockservers.base import MockState
+from mockservers.config import MockConfig
+from mockservers.engine import SamplingParams
+from mockservers.protocol import RequestError
+
+
+@pytest.fixture(scope="module")
+def state() -> MockState:
+    return MockState("vllm", MockConfig(), vllm.vllm_error)
+
+
+@pytest.mark.parametrize("profile", ["prime-rl", "vllm-0.32"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(max_tokens=1, seed=1),
+        SamplingParams(max_tokens=300, seed=2, temperature=0.7),
+        SamplingParams(max_tokens=2000, seed=3),  # ends on EOS (a peaked position)
+        SamplingParams(max_tokens=50, temperature=0.0, ignore_eos=True),
+    ],
+)
+def test_fast_logprobs_equal_the_dicts(state: MockState, profile: str, params: SamplingParams) -> None:
+    c = state.engine.generate([2302, 84, 326, 81, 198], params)
+    builder = vllm._logprobs_032 if profile == "vllm-0.32" else vllm._logprobs_prime
+    assert vllm.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
+
+
+def test_splice_puts_each_piece_where_its_placeholder_was() -> None:
+    obj = {"a": "\u2063x\u2063", "b": [1, "\u2063y\u2063"], "c": routing.PLACEHOLDER, "d": routing.PLACEHOLDER}
+    replacements = [(routing.PLACEHOLDER, (b'"', b"QUJD", b'"')), ("\u2063y\u2063", (b"[2,3]",)), ("none", (b"1",))]
+    out = routing.splice(obj, replacements)
+    assert orjson.loads(out) == {"a": "\u2063x\u2063", "b": [1, [2, 3]], "c": "QUJD", "d": "QUJD"}
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    body = routing.dumps({"routed_experts": routing.routed_object(arr, 0)}, routing.raw_base64(arr))
+    assert body.startswith(b'{"routed_experts":{"data":"AAECAwQF')
+
+
+def _body(ids: object) -> dict[str, object]:
+    return {"token_ids": ids, "sampling_params": {"max_tokens": 4}}
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [1, 2, True, 4],
+        [1, 2.0, 3],
+        [1, -1, "x"],
+        [1, "x", -1],
+        [5, 2**70],
+        [5, -(2**70)],
+        [None],
+        [1, 2303, 2304, 99999],
+    ],
+)
+def test_bulk_id_validation_reports_the_first_bad_id(state: MockState, ids: list[object]) -> None:
+    expected = None
+    for i, t in enumerate(ids):  # the per-element rule, written out
+        if not isinstance(t, int) or isinstance(t, bool):
+            expected = f"body.token_ids.{i}"
+            break
+        if t < 0:
+            expected = f"body.token_ids.{i}"
+            break
+    with pytest.raises(RequestError) as err:
+        vllm.parse_generate(_body(ids), state)
+    if expected is None:
+        first_oov = next(t for t in ids if isinstance(t, int) and t >= 2304)
+        assert err.value.message == f"Token id {first_oov} is out of vocabulary"
+    else:
+        assert err.value.param == expected
