@@ -181,7 +181,7 @@ def _reference_generate(engine: Engine, prompt: list[int], p: SamplingParams) ->
             not p.ignore_eos
             and not masked
             and engine.eos_period > 0
-            and em.mix64(h ^ em._EOS_SALT) % engine.eos_period == 0
+            and (em.mix64(h ^ em._MODEL_SALT) & 0xFFFFFFFF) % engine.eos_period == 0
         )
         if peak:
             out.append(EOS)
@@ -234,3 +234,8 @@ def test_vectorised_generation_equals_the_per_token_model(
     assert (c.token_ids, c.ranks, c.finish_reason) == (tokens, ranks, finish)
     for i, (tid, lp, rank) in enumerate(zip(c.token_ids, c.logprobs, c.ranks, strict=True)):
         assert engine.score(c.keys[i], c.peaks[i], tid) == (tid, lp, rank)
+
+
+@given(st.lists(st.integers(0, 5000), max_size=100))
+def test_prompt_states_by_dot_product_equal_the_recurrences(ids: list[int]) -> None:
+    assert ENGINE.prefix(ids) == (final_state(ids), ENGINE.prefix_bs(ids)[-1])
