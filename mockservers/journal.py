@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 # Headers worth asserting on; everything else (cookies, auth) stays out of the journal.
 JOURNAL_HEADERS = (
     "content-type",
@@ -23,6 +25,14 @@ JOURNAL_HEADERS = (
     "x-dynamo-dp-rank",
     "x-dynamo-request-priority",
 )
+
+
+def decode_body(raw: bytes) -> Any:
+    """A journalled body: the parsed JSON, or ``{_raw, _length}`` when it does not parse."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_raw": raw[:2048].decode("utf-8", errors="replace"), "_length": len(raw)}
 
 
 def select_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -44,8 +54,10 @@ class Journal:
             self._entries.append(entry)
 
     def entries(self) -> list[dict[str, Any]]:
+        """The entries, oldest first, with ``body`` decoded (entries keep the raw request bytes)."""
         with self._lock:
-            return list(self._entries)
+            entries = list(self._entries)
+        return [{**e, "body": decode_body(e["body"])} if isinstance(e.get("body"), bytes) else e for e in entries]
 
     def clear(self) -> None:
         with self._lock:
