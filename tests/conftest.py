@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-RECORDINGS = Path(__file__).parent / "fixtures" / "recordings"
+RECORDINGS = Path(__file__).parent / "conformance" / "recordings"
 
 # dev: fast feedback. ci: derandomized, more examples, no deadline (the CI machine is shared and noisy).
 settings.register_profile("dev", max_examples=25, deadline=None)
