@@ -20,14 +20,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from operator import attrgetter
+from typing import Annotated, Any, ClassVar, Final
 
+import msgspec
 import numpy as np
 import orjson
+import pybase64
 
 from renderers.client.http import HTTPClient, RawResponse
-from renderers.client.routed_experts import RoutedExperts, decode_body, routed_experts_from_wire
+from renderers.client.routed_experts import RoutedExperts, decode_body, routed_experts_from_wire, split_body
 from renderers.client.wire import (
+    MAX_TOKEN_ID,
+    VLLM_MISSING_LOGPROB,
     WireResult,
     check_alignment,
     error_from_response,
@@ -90,6 +95,182 @@ def _finish_routed_experts(
     return routed
 
 
+# ---- fast path: msgspec typed decoding of only the fields the parser reads --------------------------------------
+# Every check that can be done by the decoder is done there, in C: ids are ints in [0, 2**32), logprobs are floats
+# (JSON ints accepted, as before) with -9999 < lp <= 0 (JSON has no NaN/inf and an out-of-range number is a decode
+# error, so they are finite). A logprob <= -9999 (vLLM's -9999.0 placeholder, or a legitimately tiny value) fails
+# the constraint and takes the slow path, which tells the two apart. Unknown fields are skipped without building
+# objects, and the structs are ``gc=False`` (32k per-token entries are not tracked by the cyclic GC).
+_TokenId = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKEN_ID)]
+_Logprob = Annotated[float, msgspec.Meta(le=0.0, gt=VLLM_MISSING_LOGPROB)]
+_NO_RAW: Final = msgspec.Raw()
+
+
+class _Entry(msgspec.Struct, gc=False):
+    logprob: _Logprob
+    token_id: _TokenId | None = None
+    token: str | None = None
+
+
+class _Logprobs(msgspec.Struct, gc=False):
+    content: list[_Entry] | None = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    token_ids: list[_TokenId] | None = None
+    logprobs: _Logprobs | None = None
+    finish_reason: str | None = None
+    routed_experts: msgspec.Raw = _NO_RAW
+
+
+class _EngineData(msgspec.Struct, gc=False):
+    completion_token_ids: list[_TokenId] | None = None
+    completion_logprobs: list[_Logprob] | None = None
+    routed_experts: msgspec.Raw = _NO_RAW
+
+
+class _Nvext(msgspec.Struct, gc=False):
+    engine_data: _EngineData | None = None
+    completion_token_ids: list[_TokenId] | None = None
+    routed_experts: msgspec.Raw = _NO_RAW
+
+
+class _Body(msgspec.Struct, gc=False):
+    request_id: msgspec.Raw = _NO_RAW
+    id: msgspec.Raw = _NO_RAW
+    choices: list[_Choice] | None = None
+    nvext: _Nvext | None = None
+
+
+_BODY_DECODER: Final = msgspec.json.Decoder(_Body)
+_LOGPROB: Final = attrgetter("logprob")
+_TOKEN_ID: Final = attrgetter("token_id")
+_TOKEN: Final = attrgetter("token")
+_TOKEN_ID_TEXT: Final = "token_id:{}".format
+
+
+class _SlowPath(Exception):
+    """The fast path cannot vouch for this body: parse it with the per-element code (which names the field)."""
+
+
+def _raw_value(raw: msgspec.Raw) -> Any:
+    """A ``Raw`` field decoded by orjson (the slow path's decoder, so the value is identical); absent -> ``None``."""
+    if not raw:
+        return None
+    try:
+        return orjson.loads(memoryview(raw))
+    except orjson.JSONDecodeError:
+        raise _SlowPath from None
+
+
+_Fields = tuple[list[int], list[float], Any, str, Any, "str | None"]
+
+
+def _read_fields(rest: bytes, chat_logprobs_float32: bool) -> _Fields | None:
+    """``(ids, logprobs, routed payload, its field, request id, finish reason)`` from a typed decode of ``rest``,
+    or ``None`` when the body is not one the fast path can vouch for. The structs (and ``rest``, which msgspec's
+    ``Raw`` values point into) are released when this returns."""
+    try:
+        doc = _BODY_DECODER.decode(rest)
+    except Exception:  # DecodeError, ValidationError, RecursionError on deep nesting: the slow path reports it
+        return None
+    choices = doc.choices
+    if not choices:
+        return None
+    choice = choices[0]
+    nvext = doc.nvext
+    engine = nvext.engine_data if nvext is not None else None
+
+    if engine is not None and engine.completion_token_ids is not None:
+        ids = engine.completion_token_ids
+    elif nvext is not None and nvext.completion_token_ids is not None:
+        ids = nvext.completion_token_ids
+    elif choice.token_ids is not None:
+        ids = choice.token_ids
+    else:
+        return None
+
+    logprobs: list[float]
+    if engine is not None and engine.completion_logprobs is not None:
+        logprobs = engine.completion_logprobs
+    else:
+        lp = choice.logprobs
+        content = lp.content if lp is not None else None
+        if content is None:
+            if ids:
+                return None  # no logprobs for a non-empty completion: the slow path raises the mismatch
+            logprobs = []
+        else:
+            if len(content) != len(ids):
+                return None
+            logprobs = list(map(_LOGPROB, content))
+            token_ids = list(map(_TOKEN_ID, content))
+            # Every entry names its token: as token_id (vLLM 0.32, Dynamo), or all of them as the older exact
+            # "token_id:N" text. Anything else (mixed, unnamed, other spellings) is the per-element path's to judge.
+            if token_ids != ids and (
+                token_ids.count(None) != len(token_ids) or list(map(_TOKEN, content)) != list(map(_TOKEN_ID_TEXT, ids))
+            ):
+                return None
+            if chat_logprobs_float32 and logprobs:
+                logprobs = np.asarray(logprobs, dtype=np.float32).tolist()
+    if len(logprobs) != len(ids):
+        return None
+
+    try:
+        payload: Any = None
+        re_field = ""
+        if nvext is not None and nvext.routed_experts:
+            payload = _raw_value(nvext.routed_experts)
+            re_field = "nvext.routed_experts"
+        if not isinstance(payload, Mapping):
+            payload = _raw_value(engine.routed_experts) if engine is not None else None
+            re_field = "nvext.engine_data.routed_experts"
+            if payload is None:
+                payload = _raw_value(choice.routed_experts)
+                re_field = "choices[0].routed_experts"
+        request_id = _raw_value(doc.request_id) or _raw_value(doc.id) or ""
+    except _SlowPath:
+        return None
+    return ids, logprobs, payload, re_field, request_id, choice.finish_reason
+
+
+def _parse_fast(
+    raw: bytes, *, prompt_len: int, prompt_start: int | None, chat_logprobs_float32: bool
+) -> WireResult | None:
+    """The whole parse for a body that satisfies every rule, or ``None`` when anything is off (missing, null,
+    mistyped, out of range, misaligned, ambiguous): the caller then runs the per-element path, which raises the
+    named error or, for the rare legal shapes this path does not cover, returns the same result.
+
+    Only a success here skips the slow path, and a success implies the slow path succeeds with the same result.
+    """
+    rest, blob = split_body(raw)
+    # msgspec skips unread strings without checking their UTF-8; orjson (the slow path) rejects invalid UTF-8.
+    if not rest.isascii():
+        try:
+            rest.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    fields = _read_fields(rest, chat_logprobs_float32)
+    del rest  # the body without the base64 text: released before the table is decoded (lower peak memory)
+    if fields is None:
+        return None
+    ids, logprobs, payload, re_field, request_id, finish = fields
+    decoded = None
+    if blob is not None:
+        try:  # the text must be all base64 (see ``split_body``); decoding checks that and does the decode once
+            decoded = pybase64.b64decode(blob, validate=True)
+        except ValueError:  # binascii.Error is a ValueError: a byte that may not be valid JSON was cut out
+            return None
+    # From here on the checks (and their errors) are the slow path's own, in the slow path's order.
+    routed, explicit_start = routed_experts_from_wire(payload, field=re_field, blob=blob, blob_decoded=decoded)
+    routed = _finish_routed_experts(
+        routed, explicit_start, prompt_len=prompt_len, n_completion=len(ids), prompt_start=prompt_start
+    )
+    if not isinstance(request_id, str):
+        request_id = str(request_id)
+    return WireResult(ids, logprobs, routed, request_id, finish)
+
+
 def parse_completion(
     raw: bytes, *, prompt_len: int, prompt_start: int | None = None, chat_logprobs_float32: bool = False
 ) -> WireResult:
@@ -99,7 +280,23 @@ def parse_completion(
     frontend types logprobs as ``f32`` and prints the shortest float32 text, ``-7.6456947`` for the engine's
     ``-7.645694732666016``). When the logprobs come from that echo, they are rounded back to float32, which
     recovers the engine's value exactly (engine logprobs are float32), so both transports agree to the bit.
+
+    A typed msgspec decode takes every body that satisfies all the rules (``_parse_fast``); any other body goes
+    through the per-element path below, which names the offending field and index.
     """
+    fast = _parse_fast(
+        raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=chat_logprobs_float32
+    )
+    if fast is not None:
+        return fast
+    return _parse_slow(raw, prompt_len=prompt_len, prompt_start=prompt_start,
+                       chat_logprobs_float32=chat_logprobs_float32)  # fmt: skip
+
+
+def _parse_slow(
+    raw: bytes, *, prompt_len: int, prompt_start: int | None = None, chat_logprobs_float32: bool = False
+) -> WireResult:
+    """The per-element parser (orjson decode, then every rule checked value by value, naming field and index)."""
     doc, blob = decode_body(raw)
     choice = first_choice(doc)
     nvext = optional_mapping(doc, "nvext", "nvext") or {}
