@@ -1,7 +1,8 @@
 """Group 2: build the request body for 8k prompt ids: this client vs stdlib ``json`` vs the ``orjson`` floor.
 
 **client (generate path)** is what ``generate(prompt_ids=...)`` does to a caller's ids before posting: the id check
-(``_prompt_id_list``: every id an ``int`` >= 0) and ``Transport.build_body``. **client (build_body only)** skips
+(``checked_prompt_ids``: every id an ``int`` >= 0, checked by encoding the list once with orjson; that text goes into
+the body as an ``orjson.Fragment``) and ``Transport.build_body``. **client (build_body only)** skips
 the id check. The stdlib and orjson rows encode the very document the transport builds (checked equal).
 """
 
@@ -15,14 +16,16 @@ import orjson
 
 from benchmarks import bodies
 from benchmarks.harness import Case, Section, Target, interleaved, profile_text, timing_table
-from renderers.client.generate import _prompt_id_list
+from renderers.client.generate import checked_prompt_ids
 from renderers.client.transports import TRANSPORTS, WireRequest
 
 N_IDS = 8192
 
 
-def wire_request(ids: list[int]) -> WireRequest:
-    return WireRequest(model=bodies.MODEL, prompt_ids=ids, sampling_params=bodies.sampling_params())
+def wire_request(ids: list[int], ids_json: bytes | None = None) -> WireRequest:
+    return WireRequest(
+        model=bodies.MODEL, prompt_ids=ids, sampling_params=bodies.sampling_params(), prompt_ids_json=ids_json
+    )
 
 
 def transport_document(shape: str, ids: list[int]) -> Any:
@@ -31,8 +34,8 @@ def transport_document(shape: str, ids: list[int]) -> Any:
 
 
 def client_generate_path(shape: str, ids: list[int]) -> bytes:
-    checked = _prompt_id_list(ids)
-    return TRANSPORTS[shape].build_body(wire_request(checked))
+    checked, ids_json = checked_prompt_ids(ids)
+    return TRANSPORTS[shape].build_body(wire_request(checked, ids_json))
 
 
 def stdlib_encode(doc: Any) -> bytes:

@@ -38,8 +38,8 @@ WHY: dict[str, str] = {
     "routed/vllm: client / floor": "per-entry Python work in `extract_chat_logprobs` (isinstance Mapping, "
     "`_check_logprob`, token-string parse) plus `decode_body`'s whole-body `count`/`find` scans",
     "client / floor": "per-element Python checks of ids and logprobs (wire.py); the floor does none",
-    "generate path": "`_prompt_id_list` checks each id in a Python loop (~30 ns/id); `build_body` alone is at "
-    "the floor",
+    "generate path": "the id check encodes the ids once with orjson and scans the text; `build_body` embeds that "
+    "text (see the profile)",
     "httpx CPU/req": "EngineClient's own CPU is inflated by generate() (above), and the mock caps c64 at ~1k req/s",
     "EngineClient CPU/req": "generate() adds ~200 µs/request over the raw post: per-entry logprob checks, the id "
     "check, `renderer.parse_response`",

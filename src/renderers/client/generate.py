@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
+
+import orjson
 
 from renderers.client.http import RetryPolicy, as_http_client, with_retries
 from renderers.client.limits import discover_max_prompt_len
@@ -66,13 +68,43 @@ def _check_not_multimodal(renderer: Any, messages: Sequence[Message]) -> None:
                     )
 
 
-def _prompt_id_list(prompt_ids: Sequence[int]) -> list[int]:
-    tolist = getattr(prompt_ids, "tolist", None)
-    ids = tolist() if callable(tolist) else list(prompt_ids)
+_ID_BYTES: Final = b"0123456789,"
+
+
+def _prompt_id_error(ids: list[Any]) -> ValueError | None:
     for i, tok in enumerate(ids):
         if type(tok) is not int or tok < 0:
-            raise ValueError(f"prompt_ids[{i}] must be a non-negative int, got {tok!r}")
-    return ids
+            return ValueError(f"prompt_ids[{i}] must be a non-negative int, got {tok!r}")
+    return None
+
+
+def checked_prompt_ids(prompt_ids: Sequence[int]) -> tuple[list[int], bytes | None]:
+    """The caller's ids as a ``list[int]`` (every id a non-negative int), and their JSON text when it came for free.
+
+    The check runs at C speed: orjson encodes the list (anything but ints, bools and enums fails or prints a
+    ``-``, ``.``, ``"``, letter...), and the text must hold only digits and commas. Only when that fails does a
+    Python loop look for the offending index to name it. (``IntEnum`` members are the one thing this accepts
+    that the loop did not: they are sent as their int value.) The JSON text goes into the request body as is
+    (``orjson.Fragment``), so the ids are encoded once. ``None`` when the fast check could not be used (ints
+    beyond 64 bits: the body encoder then reports them).
+    """
+    tolist = getattr(prompt_ids, "tolist", None)
+    ids = tolist() if callable(tolist) else list(prompt_ids)
+    try:
+        text = orjson.dumps(ids, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except orjson.JSONEncodeError:
+        text = None
+    if text is not None and text.translate(None, _ID_BYTES) != b"[]":
+        text = None
+    if text is None:
+        err = _prompt_id_error(ids)
+        if err is not None:
+            raise err
+    return ids, text
+
+
+def _prompt_id_list(prompt_ids: Sequence[int]) -> list[int]:
+    return checked_prompt_ids(prompt_ids)[0]
 
 
 #: ``priority`` must fit a signed 32-bit int once negated (Dynamo's ``agent_hints.priority`` is an i32), and the
@@ -169,15 +201,16 @@ async def generate(
     _check_not_multimodal(renderer, messages)
     pooled = _is_pool(renderer)
 
-    def prepare() -> tuple[list[int], list[int], Any]:
+    def prepare() -> tuple[list[int], bytes | None, list[int], Any]:
         if prompt_ids is not None:
-            return _prompt_id_list(prompt_ids), list(renderer.get_stop_token_ids()), prompt_attribution
+            checked, text = checked_prompt_ids(prompt_ids)
+            return checked, text, list(renderer.get_stop_token_ids()), prompt_attribution
         rendered = renderer.render(messages, tools=tools, add_generation_prompt=True)
         if getattr(rendered, "multi_modal_data", None):
             raise NotImplementedError("the rendered prompt carries multimodal data; not supported by this client")
-        return list(rendered.token_ids), list(renderer.get_stop_token_ids()), rendered
+        return list(rendered.token_ids), None, list(renderer.get_stop_token_ids()), rendered
 
-    ids, stop_ids, attribution = await _call(pooled, prepare)
+    ids, ids_json, stop_ids, attribution = await _call(pooled, prepare)
 
     cap = max_prompt_len if max_prompt_len is not None else await discover_max_prompt_len(http, model)
     if cap is not None and len(ids) > cap:
@@ -189,6 +222,7 @@ async def generate(
     request = WireRequest(
         model=model,
         prompt_ids=ids,
+        prompt_ids_json=ids_json,
         sampling_params=sp,
         cache_salt=cache_salt,
         priority=priority,

@@ -62,6 +62,13 @@ class WireRequest:
     cache_salt: str | None = None
     priority: int | None = None
     prompt_start: int | None = None
+    #: ``prompt_ids`` already encoded as a JSON array (``generate()`` gets it from its id check); when set, the
+    #: body embeds it as is instead of encoding the ids a second time. It must be the encoding of ``prompt_ids``.
+    prompt_ids_json: bytes | None = None
+
+    def prompt_ids_value(self) -> Any:
+        """What goes into the body for the prompt ids: the pre-encoded text, or the list."""
+        return self.prompt_ids if self.prompt_ids_json is None else orjson.Fragment(self.prompt_ids_json)
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:

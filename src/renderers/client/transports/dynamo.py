@@ -57,7 +57,7 @@ class DynamoTransport(Transport):
         if caller_nvext is not None and not isinstance(caller_nvext, Mapping):
             raise ValueError(f"sampling_params['nvext'] must be a mapping, got {type(caller_nvext).__name__}")
         nvext: dict[str, Any] = dict(caller_nvext or {})
-        nvext["token_data"] = request.prompt_ids
+        nvext["token_data"] = request.prompt_ids_value()
         extra = nvext.get("extra_fields")
         if extra is not None and not isinstance(extra, (list, tuple)):
             raise ValueError(f"sampling_params['nvext']['extra_fields'] must be a list, got {type(extra).__name__}")

@@ -31,7 +31,7 @@ class VllmTransport(Transport):
         priority = request.priority if request.priority is not None else sp.get("priority")
         if any(k in sp for k in _LIFTED):
             sp = {k: v for k, v in sp.items() if k not in _LIFTED}
-        body: dict[str, Any] = {"model": request.model, "token_ids": request.prompt_ids, "sampling_params": sp}
+        body: dict[str, Any] = {"model": request.model, "token_ids": request.prompt_ids_value(), "sampling_params": sp}
         if salt is not None:
             body["cache_salt"] = salt
         if priority is not None:
