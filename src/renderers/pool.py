@@ -35,8 +35,12 @@ class RendererPool:
             self._lock = threading.Lock()
             self._single: Renderer | None = renderers[0]
         else:
-            with ThreadPoolExecutor(max_workers=min(size, 8)) as ex:
-                renderers = list(ex.map(lambda _: factory(), range(size)))
+            # The first renderer is built on this thread, alone: it runs every lazy first import (transformers'
+            # ``AutoTokenizer`` among them), which is not safe to race (concurrent first imports of transformers'
+            # lazy module failed with ``ImportError: cannot import name 'AutoTokenizer'``). The rest fan out.
+            renderers = [factory()]
+            with ThreadPoolExecutor(max_workers=min(size - 1, 8)) as ex:
+                renderers += ex.map(lambda _: factory(), range(size - 1))
             self._single = None
             self._queue = queue.Queue(maxsize=size)
             for r in renderers:

@@ -89,3 +89,34 @@ def test_checkout_is_exclusive() -> None:
 def test_bad_size(size: Any) -> None:
     with pytest.raises(ValueError, match="size"):
         RendererPool(lambda: None, size)  # type: ignore[arg-type,return-value]
+
+
+def test_first_renderer_is_built_alone_before_the_fan_out() -> None:
+    """Regression: 4 threads' concurrent first import of transformers failed (ImportError on AutoTokenizer). The
+    first factory call (which does the first imports) now runs alone on the calling thread."""
+    import threading
+    import time
+
+    from renderers.pool import RendererPool
+
+    active = 0
+    calls: list[tuple[int, bool]] = []
+    lock = threading.Lock()
+    caller = threading.get_ident()
+
+    class R:
+        supports_tools = True
+
+    def factory() -> R:
+        nonlocal active
+        with lock:
+            active += 1
+            calls.append((active, threading.get_ident() == caller))
+        time.sleep(0.01)
+        with lock:
+            active -= 1
+        return R()
+
+    RendererPool(factory, 4)  # type: ignore[arg-type]
+    assert len(calls) == 4
+    assert calls[0] == (1, True)
