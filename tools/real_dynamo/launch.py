@@ -1,4 +1,4 @@
-"""Start a real NVIDIA Dynamo stack on loopback (ZMQ relay, mocker worker, frontend) and always stop it.
+"""Start a real NVIDIA Dynamo stack on loopback (ZMQ relay, a worker, frontend) and always stop it.
 
 This module installs nothing. It needs the path of a Python interpreter that has ``ai-dynamo`` and
 ``ai-dynamo-runtime`` 1.6.1 (see ``dynamo-runtime.txt``) and a model folder from ``make_tiny_model.py``.
@@ -7,10 +7,10 @@ The stack runs without etcd and NATS: file discovery (``DYN_DISCOVERY_BACKEND=fi
 the TCP request plane, and the ZMQ event plane in broker mode through ``zmq_relay.py``, because in direct mode
 each publisher binds ``0.0.0.0``. Every listener is on 127.0.0.1; the ports are picked free at start.
 
-Each process gets its own session (process group), its stdout and stderr go to ``<workdir>/<name>.log``, and
-on the way out (normal exit, exception, Ctrl-C, SIGTERM) each group gets SIGTERM, then SIGKILL after a grace
-period. Caches the servers write (``XDG_CACHE_HOME``, ``TMPDIR``) are pointed into the work folder, so removing
-it removes everything.
+The worker is ``dynamo.mocker`` (default: no weights, no engine) or the real ``dynamo.vllm`` (``worker="vllm"``,
+used by ``nox -s real_dynamo_vllm``). Process handling (own process group, ``<workdir>/<name>.log``, SIGTERM then
+SIGKILL on every way out) is ``tools/real_servers.py``. Caches the servers write (``XDG_CACHE_HOME``, ``TMPDIR``)
+are pointed into the work folder, so removing it removes everything.
 
 Use from Python::
 
@@ -26,49 +26,35 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import IO
+
+if __package__ in (None, ""):  # run as a script: make ``tools`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.real_servers import (
+    HOST,
+    Process,
+    StackError,
+    free_loopback_ports,
+    listed_models,
+    port_open,
+    python_path,
+    spawn,
+    stop_all,
+    terminate_on_signals,
+    wait_until,
+)
 
 __all__ = ["DEFAULT_MODEL_NAME", "DynamoStack", "StackError", "dynamo_stack", "free_loopback_ports"]
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_NAME = "tiny-qwen3"
-HOST = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
-
-
-class StackError(RuntimeError):
-    """The stack could not be started: a process exited early or readiness was not reached in time."""
-
-
-@dataclass
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-
-    def log_tail(self, max_chars: int = 4000) -> str:
-        self.log_file.flush()
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"<cannot read {self.log_path}: {exc}>"
-        return text[-max_chars:]
 
 
 @dataclass
@@ -79,7 +65,7 @@ class DynamoStack:
     model: str
     workdir: Path
     ports: Mapping[str, int]
-    processes: list[_Process] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
 
     @property
     def pids(self) -> dict[str, int]:
@@ -88,30 +74,7 @@ class DynamoStack:
     def check_alive(self) -> None:
         """Raise ``StackError`` with the log tail if any process has exited."""
         for proc in self.processes:
-            code = proc.popen.poll()
-            if code is not None:
-                raise StackError(f"{proc.name} exited with code {code}; last log lines:\n{proc.log_tail()}")
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free on 127.0.0.1 a moment ago (held together, then released)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: ask Linux to SIGKILL it if the launcher dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            proc.check_alive()
 
 
 def _stack_env(workdir: Path, xsub: int, xpub: int, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -144,99 +107,6 @@ def _stack_env(workdir: Path, xsub: int, xpub: int, extra: Mapping[str, str] | N
     return env
 
 
-def _spawn(name: str, argv: list[str], *, env: Mapping[str, str], workdir: Path) -> _Process:
-    log_path = workdir / f"{name}.log"
-    log_file = log_path.open("wb")
-    try:
-        popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=workdir,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-    except OSError as exc:
-        log_file.close()
-        raise StackError(f"cannot start {name} ({argv[0]}): {exc}") from exc
-    except BaseException:
-        log_file.close()
-        raise
-    return _Process(name=name, popen=popen, log_path=log_path, log_file=log_file)
-
-
-def _stop(processes: list[_Process], grace: float) -> None:
-    """SIGTERM every process group (newest first), wait up to ``grace`` seconds, then SIGKILL what is left."""
-    for proc in reversed(processes):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.popen.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in reversed(processes):
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-    for proc in reversed(processes):
-        # Also after the leader has exited: a child left in its group must not outlive the stack.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.popen.wait(timeout=5.0)
-        proc.log_file.close()
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((HOST, port)) == 0
-
-
-def _listed_models(url: str) -> list[str]:
-    try:
-        with urllib.request.urlopen(f"{url}/v1/models", timeout=2.0) as resp:
-            body = json.loads(resp.read())
-    except (OSError, ValueError):
-        return []
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        return []
-    return [str(m.get("id")) for m in data if isinstance(m, dict)]
-
-
-def _wait(stack: DynamoStack, what: str, ready: Callable[[], bool], deadline: float) -> None:
-    while not ready():
-        stack.check_alive()
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}.log ---\n{p.log_tail(2000)}" for p in stack.processes)
-            raise StackError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def _terminate_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into ``KeyboardInterrupt`` (main thread only), so they take the same path as Ctrl-C:
-    a runner waiting on a child (nox's ``session.run``) stops that child first, then every ``finally`` runs."""
-    if sys.platform == "win32" or not _in_main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 @contextlib.contextmanager
 def dynamo_stack(
     *,
@@ -248,8 +118,15 @@ def dynamo_stack(
     stop_grace: float = 5.0,
     max_model_len: int = 1024,
     extra_env: Mapping[str, str] | None = None,
+    worker: str = "mocker",
+    worker_args: Sequence[str] = (),
+    worker_env: Mapping[str, str] | None = None,
 ) -> Iterator[DynamoStack]:
-    """Start relay, mocker and frontend; yield once ``GET /v1/models`` lists ``model_name``; always stop them.
+    """Start relay, worker and frontend; yield once ``GET /v1/models`` lists ``model_name``; always stop them.
+
+    ``worker`` is ``"mocker"`` (``dynamo.mocker``, no weights), ``"sample"`` (Dynamo's Python sample backend) or
+    ``"vllm"`` (the real ``dynamo.vllm`` worker: the venv must have vLLM, and the model folder weights);
+    ``worker_args`` are appended to the worker's command line and ``worker_env`` to its environment only.
 
     ``workdir`` holds logs, the discovery state and the servers' caches; a temporary folder (removed on exit)
     when not given. Raises ``StackError`` (with log tails) when a process dies or readiness takes longer than
@@ -261,8 +138,7 @@ def dynamo_stack(
         work = Path(workdir).resolve()
         for sub in ("kv", "cache", "tmp"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        # Absolute (the processes run in ``work``) but not resolved: a venv's python must keep its own path.
-        py = os.path.abspath(python) if os.sep in str(python) else str(python)
+        py = python_path(python)
         model = str(Path(model_dir).resolve())
         http, xsub, xpub = free_loopback_ports(3)
         env = _stack_env(work, xsub, xpub, extra_env)
@@ -272,23 +148,35 @@ def dynamo_stack(
             workdir=work,
             ports={"http": http, "xsub": xsub, "xpub": xpub},
         )
-        cleanup.enter_context(_terminate_on_signals())
-        cleanup.callback(_stop, stack.processes, stop_grace)
+        cleanup.enter_context(terminate_on_signals())
+        cleanup.callback(stop_all, stack.processes, stop_grace)
         deadline = time.monotonic() + ready_timeout
 
         relay = [py, str(HERE / "zmq_relay.py"), str(xsub), str(xpub)]
-        stack.processes.append(_spawn("relay", relay, env=env, workdir=work))
-        _wait(stack, "the ZMQ relay", lambda: _port_open(xsub) and _port_open(xpub), deadline)
+        stack.processes.append(spawn("relay", relay, env=env, workdir=work))
+        wait_until(stack.processes, "the ZMQ relay", lambda: port_open(xsub) and port_open(xpub), deadline)
 
-        mocker = [py, "-m", "dynamo.mocker", "--model-path", model, "--model-name", model_name]
-        mocker += ["--speedup-ratio", "0", "--max-model-len", str(max_model_len)]
-        stack.processes.append(_spawn("mocker", mocker, env=env, workdir=work))
+        if worker == "mocker":
+            argv = [py, "-m", "dynamo.mocker", "--model-path", model, "--model-name", model_name]
+            argv += ["--speedup-ratio", "0", "--max-model-len", str(max_model_len)]
+        elif worker == "sample":
+            # Dynamo's Python sample backend (deterministic ids 1, 2, 3, ... and synthetic logprobs). It takes the
+            # model as ``--model-name`` only, a path relative to the work folder or absolute.
+            argv = [py, "-m", "dynamo.common.backend.sample_main", "--model-name", model_name, "--delay", "0"]
+            argv += ["--discovery-backend", "file", "--request-plane", "tcp", "--event-plane", "zmq"]
+        elif worker == "vllm":
+            argv = [py, "-m", "dynamo.vllm", "--model", model, "--served-model-name", model_name]
+            argv += ["--max-model-len", str(max_model_len)]
+        else:
+            raise ValueError(f"unknown worker {worker!r} (mocker, sample or vllm)")
+        argv += list(worker_args)
+        stack.processes.append(spawn(worker, argv, env={**env, **(worker_env or {})}, workdir=work))
         frontend = [py, "-m", "dynamo.frontend", "--http-host", HOST, "--http-port", str(http)]
-        stack.processes.append(_spawn("frontend", frontend, env=env, workdir=work))
-        _wait(
-            stack,
+        stack.processes.append(spawn("frontend", frontend, env=env, workdir=work))
+        wait_until(
+            stack.processes,
             f"{stack.url}/v1/models to list {model_name!r}",
-            lambda: model_name in _listed_models(stack.url),
+            lambda: model_name in listed_models(stack.url),
             deadline,
         )
         yield stack
