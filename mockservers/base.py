@@ -16,8 +16,8 @@ from aiohttp import web
 
 from mockservers.config import MockConfig
 from mockservers.engine import Engine
-from mockservers.faults import FAULT_HEADER, FaultError, FaultSpec, FaultState
-from mockservers.journal import Journal, select_headers
+from mockservers.faults import FAULT_HEADER, NO_FAULT, FaultError, FaultSpec, FaultState
+from mockservers.journal import Journal
 from mockservers.tokenizer import MockTokenizer, load_tokenizer
 
 ErrorFactory = Callable[[int, str, str | None, str | None], web.Response]
@@ -44,7 +44,9 @@ class MockState:
 
     def __post_init__(self) -> None:
         self.tokenizer = load_tokenizer(str(self.config.tokenizer))
-        self.engine = Engine(self.tokenizer.ordinary_ids, self.tokenizer.eos_id, self.config.eos_period)
+        self.engine = Engine(
+            self.tokenizer.ordinary_ids, self.tokenizer.eos_id, self.config.eos_period, self.tokenizer.vocab_size
+        )
         self.faults = FaultState(self.config.faults)
         self.journal = Journal(self.config.journal_size)
         self.max_model_len = self.config.max_model_len or self.tokenizer.model_max_length
@@ -149,57 +151,70 @@ async def _truncated(request: web.Request, resp: web.Response) -> web.StreamResp
 @web.middleware
 async def mock_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
-    if request.path.startswith("/_mock/"):
+    path = request.path
+    if path.startswith("/_mock/"):
         try:
             return await handler(request)
         except web.HTTPException as exc:  # admin routes off, or a wrong method: still the server's envelope
             return _route_error(state, request, exc)
-    state.count("requests")
-    entry: dict[str, Any] = {
-        "time": time.time(),
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string,
-        "headers": select_headers(request.headers),
-        "fault": None,
-        "status": None,
-    }
+    counters = state.counters
+    counters["requests"] = counters.get("requests", 0) + 1
+    now = time.time()
+    headers = request.headers
+    header = headers.get(FAULT_HEADER)
+    if header is None and state.faults.quiet:
+        # No fault anywhere (the normal case): no decision to make, nothing to apply.
+        request[FAULT_KEY] = NO_FAULT
+        status: Any = None
+        try:
+            try:
+                result = await handler(request)
+            except web.HTTPException as exc:
+                result = _route_error(state, request, exc)
+            status = result.status
+            return result
+        finally:
+            state.journal.add(
+                now, request.method, path, request.query_string, headers, None, status, _journal_body(request)
+            )
+    fault = None
+    status = None
     try:
         try:
-            decision = state.faults.decide(request.headers.get(FAULT_HEADER))
+            decision = state.faults.decide(header)
         except FaultError as exc:
             resp = state.error(400, f"invalid {FAULT_HEADER} header: {exc}", None, None)
-            entry["status"] = resp.status
+            status = resp.status
             return resp
         spec = decision.active
         request[FAULT_KEY] = spec
-        entry["fault"] = decision.to_journal()
+        fault = decision.to_journal()
         if spec.breaks_transport and request.body_exists:
             # Take the whole request in before misbehaving, as a real server would have.
             body = await read_body(request)
             if isinstance(body, web.Response):
-                entry["status"] = body.status
+                status = body.status
                 return body
         if spec.delay_s:
             await asyncio.sleep(spec.delay_s)
         if spec.hang:
             await _hang(request, state.config.hang_max_s)
-            entry["status"] = "hang"
+            status = "hang"
             reset_connection(request)
             raise _Dropped
         if spec.reset:
-            entry["status"] = "reset"
+            status = "reset"
             reset_connection(request)
             raise _Dropped
         if spec.status is not None:
             resp = _fault_status_response(state, spec)
-            entry["status"] = resp.status
+            status = resp.status
             return resp
         try:
             result = await handler(request)
         except web.HTTPException as exc:
             result = _route_error(state, request, exc)
-        entry["status"] = result.status
+        status = result.status
         if isinstance(result, web.Response) and not result.prepared:
             if spec.invalid_json:
                 body = result.body if isinstance(result.body, bytes) else b"{}"
@@ -208,17 +223,18 @@ async def mock_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     status=200,
                     content_type="application/json",
                 )
-                entry["status"] = 200
+                status = 200
             elif spec.truncate:
-                entry["status"] = "truncated"
+                status = "truncated"
                 return await _truncated(request, result)
         return result
     except _Dropped:
         # Nothing can be sent; aiohttp is told the request is over without writing a response.
         raise asyncio.CancelledError from None
     finally:
-        entry["body"] = _journal_body(request)
-        state.journal.add(entry)
+        state.journal.add(
+            now, request.method, path, request.query_string, headers, fault, status, _journal_body(request)
+        )
 
 
 def _route_error(state: MockState, request: web.Request, exc: web.HTTPException) -> web.Response:

@@ -69,7 +69,7 @@ class FaultSpec:
 
     @property
     def is_noop(self) -> bool:
-        return self == FaultSpec()
+        return self == _NOOP
 
     @property
     def breaks_transport(self) -> bool:
@@ -161,6 +161,11 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
+_NOOP = FaultSpec()
+NO_FAULT = _NOOP
+"""The spec of a request without a fault (shared: a ``FaultSpec`` is immutable)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """The fault chosen for one request, after ``fail_first`` counting."""
@@ -202,6 +207,8 @@ class FaultState:
     def __init__(self, spec: FaultSpec | None = None) -> None:
         self._lock = threading.Lock()
         self._global = spec or FaultSpec()
+        self.quiet = self._global.is_noop
+        """No global fault: a request without an ``x-mock-fault`` header gets no fault (the middleware's fast path)."""
         self._counters: dict[tuple[str, str], int] = {}
 
     @property
@@ -211,6 +218,7 @@ class FaultState:
     def set(self, spec: FaultSpec) -> None:
         with self._lock:
             self._global = spec
+            self.quiet = spec.is_noop
             self._counters = {k: v for k, v in self._counters.items() if k[0] != "global"}
 
     def clear(self) -> None:
@@ -229,9 +237,12 @@ class FaultState:
             spec = self._global
             source = "global"
         if spec.is_noop:
-            return Decision(spec, "none", 0)
+            return _NO_DECISION if spec is _NOOP else Decision(spec, "none", 0)
         key = (source, orjson.dumps(spec.to_dict(), option=orjson.OPT_SORT_KEYS).decode())
         with self._lock:
             attempt = self._counters.get(key, 0) + 1
             self._counters[key] = attempt
         return Decision(spec, source, attempt)
+
+
+_NO_DECISION = Decision(_NOOP, "none", 0)

@@ -40,24 +40,57 @@ def select_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: lowered[name] for name in JOURNAL_HEADERS if name in lowered}
 
 
+Record = tuple[float, str, str, str, Mapping[str, str], Any, Any, Any, int]
+"""What a busy server keeps per request: ``(time, method, path, query, headers, fault, status, body, seq)`` with the
+request's own (immutable) header mapping and raw body bytes; ``entries()`` turns it into the journal dict."""
+
+
+def _entry(record: Record) -> dict[str, Any]:
+    time, method, path, query, headers, fault, status, body, seq = record
+    return {
+        "time": time,
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": select_headers(headers),
+        "fault": fault,
+        "status": status,
+        "body": decode_body(body) if isinstance(body, bytes) else body,
+        "seq": seq,
+    }
+
+
 class Journal:
-    """Ring buffer of request entries (dicts of JSON-ready values), oldest dropped first."""
+    """Ring buffer of request records, oldest dropped first; read as dicts of JSON-ready values.
+
+    ``add`` stores a flat tuple (no dicts, no parsed body: nothing per request for the cyclic GC to walk, and
+    nothing selected or decoded until someone reads the journal).
+    """
 
     def __init__(self, size: int) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._entries: deque[Record] = deque(maxlen=size)
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(
+        self,
+        time: float,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        fault: Any,
+        status: Any,
+        body: Any,
+    ) -> None:
         with self._lock:
-            entry["seq"] = next(self._seq)
-            self._entries.append(entry)
+            self._entries.append((time, method, path, query, headers, fault, status, body, next(self._seq)))
 
     def entries(self) -> list[dict[str, Any]]:
-        """The entries, oldest first, with ``body`` decoded (entries keep the raw request bytes)."""
+        """The entries, oldest first, with ``headers`` selected and ``body`` decoded."""
         with self._lock:
-            entries = list(self._entries)
-        return [{**e, "body": decode_body(e["body"])} if isinstance(e.get("body"), bytes) else e for e in entries]
+            records = list(self._entries)
+        return [_entry(r) for r in records]
 
     def clear(self) -> None:
         with self._lock:

@@ -10,11 +10,14 @@ Two wire profiles:
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from aiohttp import web
 
@@ -23,10 +26,18 @@ from mockservers.base import BODY_KEY, STATE, MockState, fault_of, json_response
 from mockservers.config import MockConfig
 from mockservers.engine import Completion, SamplingParams, prefix_states
 from mockservers.faults import FaultSpec
-from mockservers.protocol import RequestError, context_error, ids_in_range, is_int, is_number, pydantic_error
+from mockservers.protocol import RequestError, context_error, id_array, ids_in_range, is_int, is_number, pydantic_error
 
 MAX_LOGPROBS = 20
 _LP_MARKER = "\u2063mock-logprobs\u2063"
+_RANDOM = random.Random(secrets.randbits(64))
+
+
+def _random_hex() -> str:
+    """16 random hex digits, like ``secrets.token_hex(8)`` (a request id, not a secret) without a syscall."""
+    return f"{_RANDOM.getrandbits(64):016x}"
+
+
 _TYPES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
@@ -71,10 +82,13 @@ def _bad(message: str) -> RequestError:
     return RequestError(400, message, "BadRequestError", None)
 
 
-def parse_generate(body: Any, state: MockState) -> tuple[list[int], dict[str, Any], list[SamplingParams], int | None]:
+def parse_generate(
+    body: Any, state: MockState
+) -> tuple[list[int], dict[str, Any], list[SamplingParams], int | None, npt.NDArray[np.int64] | None]:
     """Validate a generate body like vLLM does.
 
-    Returns the prompt ids, the raw sampling dict, per-choice params and the logprobs count (None: not requested).
+    Returns the prompt ids, the raw sampling dict, per-choice params, the logprobs count (None: not requested) and
+    the prompt as a checked int64 array (``0 <= id < vocab``, for ``Engine.prefix``) when it was built.
     """
     if not isinstance(body, dict):
         raise pydantic_error("model_attributes_type", "body", "Input should be a valid dictionary", body)
@@ -92,7 +106,8 @@ def parse_generate(body: Any, state: MockState) -> tuple[list[int], dict[str, An
             {"field_type": "List", "min_length": 1, "actual_length": 0},
         )
     vocab = state.tokenizer.vocab_size
-    in_vocab = ids_in_range(ids, vocab)
+    arr = id_array(ids, vocab)
+    in_vocab = arr is not None or ids_in_range(ids, vocab)
     for i, t in enumerate(() if in_vocab else ids):
         if not is_int(t):
             raise pydantic_error("int_type", f"body.token_ids.{i}", "Input should be a valid integer", t)
@@ -181,7 +196,7 @@ def parse_generate(body: Any, state: MockState) -> tuple[list[int], dict[str, An
     ]
     if logprobs == -1:
         logprobs = MAX_LOGPROBS
-    return ids, sp, params, logprobs
+    return ids, sp, params, logprobs, arr
 
 
 # ---- response building -----------------------------------------------------------------------------------
@@ -336,7 +351,7 @@ def _apply_fault(choice: dict[str, Any], fault: FaultSpec) -> None:
 
 async def generate(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    if request.content_type != "application/json":
+    if request.headers.get("Content-Type") != "application/json" and request.content_type != "application/json":
         return vllm_error(400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request", None)
     raw = await read_body(request)
     if isinstance(raw, web.Response):
@@ -353,15 +368,17 @@ async def generate(request: web.Request) -> web.StreamResponse:
         )
     request[BODY_KEY] = body
     try:
-        ids, sp, params, n_logprobs = parse_generate(body, state)
+        ids, sp, params, n_logprobs, prompt_arr = parse_generate(body, state)
     except RequestError as exc:
         return vllm_error(exc.status, exc.message, exc.type, exc.param)
     fault = fault_of(request)
     cfg = state.config
-    completions = [state.engine.generate(ids, p) for p in params]
+    engine = state.engine
+    start_state = engine.prefix(ids, prompt_arr)  # shared by the n choices
+    completions = [engine.generate(ids, p, prefix_state=start_state) for p in params]
     profile = cfg.vllm_profile
     text_mode = profile == "vllm-0.32" and body.get("output_mode") == "text"
-    rid = request.headers.get("X-Request-Id") or body.get("request_id") or secrets.token_hex(8)
+    rid = request.headers.get("X-Request-Id") or body.get("request_id") or _random_hex()
     request_id = f"generate-tokens-{rid}"
     created = int(time.time())
     n_top = max(n_logprobs or 0, 1)
@@ -374,10 +391,13 @@ async def generate(request: web.Request) -> web.StreamResponse:
     for index, c in enumerate(completions):
         lp: Any = None
         if n_logprobs is not None:
-            if fast_lp:
+            if fast_lp and cfg.moe_layers:
+                # The body is spliced anyway (routing): the logprob text joins it there, copied once.
                 marker = f"{_LP_MARKER}{index}"
                 spliced.append((marker, (fast_logprobs(profile, c),)))
                 lp = marker
+            elif fast_lp:
+                lp = orjson.Fragment(fast_logprobs(profile, c))  # orjson copies it in; no marker to look for
             else:
                 builder = _logprobs_032 if profile == "vllm-0.32" else _logprobs_prime
                 lp = builder(state, c, n_top, text_mode)
