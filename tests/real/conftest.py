@@ -1,4 +1,4 @@
-"""Fixtures for the tests that talk to real servers (``nox -s real_dynamo``).
+"""Fixtures for the tests that talk to real servers (``nox -s real_dynamo``, ``real_vllm``, ``real_dynamo_vllm``).
 
 The session starts the servers and exports their address. A test that asks for a server which is not there
 FAILS with the reason; it is never skipped. Importing this module has no side effects, so the default run
@@ -15,6 +15,26 @@ import pytest
 REAL_DYNAMO_URL_ENV = "RENDERERS_REAL_DYNAMO_URL"
 REAL_DYNAMO_MODEL_ENV = "RENDERERS_REAL_DYNAMO_MODEL"
 DEFAULT_MODEL = "tiny-qwen3"
+REAL_VLLM_URL_ENV = "RENDERERS_REAL_VLLM_URL"
+REAL_VLLM_MODEL_ENV = "RENDERERS_REAL_VLLM_MODEL"
+REAL_DYNAMO_VLLM_URL_ENV = "RENDERERS_REAL_DYNAMO_VLLM_URL"
+DEFAULT_VLLM_MODEL = "tiny"
+
+
+# Measurements tests want shown at the end of the run (name -> text), e.g. the largest logprob difference seen.
+REPORT: pytest.StashKey[dict[str, str]] = pytest.StashKey()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[REPORT] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    report = config.stash.get(REPORT, {})
+    if report:
+        terminalreporter.section("real-server measurements")
+        for name, text in report.items():
+            terminalreporter.write_line(f"{name}: {text}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,3 +71,47 @@ def real_dynamo_url(real_dynamo_model: str) -> str:
     if real_dynamo_model not in listed:
         pytest.fail(f"the real Dynamo frontend at {url} does not list {real_dynamo_model!r} (it lists {listed})")
     return url
+
+
+def _server_url(env: str, what: str, how: str, model: str) -> str:
+    """The base URL in ``env`` of a server whose ``/v1/models`` lists ``model``; fails (never skips) otherwise."""
+    url = os.environ.get(env, "").rstrip("/")
+    if not url:
+        pytest.fail(f"{env} is not set. These tests need {what}: {how}.", pytrace=False)
+    try:
+        resp = httpx.get(f"{url}/v1/models", timeout=10.0)
+        resp.raise_for_status()
+        listed = [m.get("id") for m in resp.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        pytest.fail(f"{what} at {url} is unreachable or broken: {exc!r}", pytrace=False)
+    if model not in listed:
+        pytest.fail(f"{what} at {url} does not list {model!r} (it lists {listed})", pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def real_vllm_model() -> str:
+    """The served model name of the real vLLM server."""
+    return os.environ.get(REAL_VLLM_MODEL_ENV) or DEFAULT_VLLM_MODEL
+
+
+@pytest.fixture(scope="session")
+def real_vllm_url(real_vllm_model: str) -> str:
+    """Base URL of a running real vLLM server (``--enable-scale-out``) serving the tiny model; fails otherwise."""
+    return _server_url(
+        REAL_VLLM_URL_ENV,
+        "a real vLLM server",
+        f"run `nox -s real_vllm`, or start one with tools/real_vllm/launch.py and export {REAL_VLLM_URL_ENV}",
+        real_vllm_model,
+    )
+
+
+@pytest.fixture(scope="session")
+def real_dynamo_vllm_url(real_vllm_model: str) -> str:
+    """Base URL of a real Dynamo frontend whose worker is the real ``dynamo.vllm`` over the same weights."""
+    return _server_url(
+        REAL_DYNAMO_VLLM_URL_ENV,
+        "a real Dynamo frontend with the dynamo.vllm worker",
+        "run `nox -s real_dynamo_vllm`",
+        real_vllm_model,
+    )
