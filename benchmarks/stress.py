@@ -3,7 +3,7 @@
 
 Every result is checked against the deterministic engine, computed here through the mock's own engine API (the
 mock's output is a pure function of the request): prompt ids (the pool's rendering), completion ids, logprobs,
-finish reason and the routed-experts table. Event-loop lag is measured by a ticker coroutine that sleeps 5 ms in a
+finish reason and the routed-experts table. Event-loop lag is measured by a ticker coroutine that sleeps 1 ms in a
 loop and records how much longer each sleep took.
 """
 
@@ -27,7 +27,7 @@ from renderers.types import Message
 
 MODEL = "tiny-qwen3"
 LAYERS, TOP_K, EXPERTS = 4, 2, 128
-TICK = 0.005
+TICK = 0.001
 
 
 def conversation(i: int) -> list[Message]:

@@ -172,3 +172,47 @@ async def test_engine_client_many_concurrent(server: tuple[TestServer, Recorder]
 def test_engine_client_rejects_bad_pool_size() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         EngineClient("http://x", max_connections=0)
+
+
+@pytest.mark.parametrize("cap", [1, 3, 8])
+async def test_engine_client_max_in_flight_caps_concurrent_generate_calls(cap: int) -> None:
+    """Never more than ``max_in_flight`` requests at the server at once, and every call still completes."""
+    state = {"now": 0, "peak": 0}
+
+    async def generate_route(request: web.Request) -> web.Response:
+        await request.read()
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        try:
+            await asyncio.sleep(0.01)
+        finally:
+            state["now"] -= 1
+        return web.Response(body=orjson.dumps(OK_BODY), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/inference/v1/generate", generate_route)
+    srv = TestServer(app, host="127.0.0.1", port=0)
+    await srv.start_server()
+    try:
+        async with EngineClient(_url(srv), max_in_flight=cap) as client:
+            calls = (generate(client=client, renderer=FakeRenderer(), messages=MESSAGES, model="m",
+                              max_prompt_len=100) for _ in range(40))  # fmt: skip
+            outs = await asyncio.gather(*calls)
+    finally:
+        await srv.close()
+    assert all(o["completion_ids"] == [7, 8] for o in outs)
+    assert state["peak"] == cap
+
+
+async def test_engine_client_max_in_flight_none_is_uncapped(server: tuple[TestServer, Recorder]) -> None:
+    srv, _ = server
+    async with EngineClient(_url(srv), max_in_flight=None) as client:
+        assert client.in_flight_gate() is None
+        out = await generate(client=client, renderer=FakeRenderer(), messages=MESSAGES, model="m")
+    assert out["completion_ids"] == [7, 8]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_engine_client_rejects_bad_max_in_flight(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        EngineClient("http://x", max_in_flight=bad)

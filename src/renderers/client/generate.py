@@ -8,10 +8,10 @@ from typing import Any, Final, TypedDict, TypeVar
 
 import orjson
 
-from renderers.client.http import RetryPolicy, as_http_client, with_retries
+from renderers.client.http import HTTPClient, RetryPolicy, as_http_client, with_retries
 from renderers.client.limits import discover_max_prompt_len
 from renderers.client.routed_experts import RoutedExperts
-from renderers.client.transports import RendererTransport, WireRequest, get_transport
+from renderers.client.transports import RendererTransport, Transport, WireRequest, get_transport
 from renderers.errors import OverlongPromptError
 from renderers.types import Message, ParsedResponse, ParsedToolCall, ToolCallParseStatus, ToolSpecLike
 
@@ -199,6 +199,32 @@ async def generate(
         )
     http = with_retries(as_http_client(client), retries)
     _check_not_multimodal(renderer, messages)
+    gate = http.in_flight_gate()
+    args = (http, wire_transport, renderer, messages, model, prompt_ids, prompt_attribution, tools, sp, cache_salt,
+            priority, prompt_start, extra_headers, max_prompt_len, timeout)  # fmt: skip
+    if gate is None:
+        return await _generate(*args)
+    async with gate:
+        return await _generate(*args)
+
+
+async def _generate(
+    http: HTTPClient,
+    wire_transport: Transport,
+    renderer: Any,
+    messages: Sequence[Message],
+    model: str,
+    prompt_ids: Sequence[int] | None,
+    prompt_attribution: Any,
+    tools: Sequence[ToolSpecLike] | None,
+    sp: dict[str, Any],
+    cache_salt: str | None,
+    priority: int | None,
+    prompt_start: int | None,
+    extra_headers: Mapping[str, str] | None,
+    max_prompt_len: int | None,
+    timeout: float | None,  # noqa: ASYNC109
+) -> GenerateResult:
     pooled = _is_pool(renderer)
 
     def prepare() -> tuple[list[int], bytes | None, list[int], Any]:

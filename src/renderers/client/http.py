@@ -79,6 +79,10 @@ class HTTPClient(ABC):
     ) -> RawResponse:
         """Send one request and read the whole response body."""
 
+    def in_flight_gate(self) -> asyncio.Semaphore | None:
+        """The semaphore ``generate()`` holds for its whole call (``EngineClient(max_in_flight=...)``), or ``None``."""
+        return None
+
 
 def _transport_error(exc: BaseException, url: str, timeout: float | None) -> GenerateError:
     if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
@@ -275,6 +279,9 @@ class RetryingClient(HTTPClient):
         self.rand = rand
         #: Requests sent through this wrapper (first attempts and retries).
         self.attempts = 0
+
+    def in_flight_gate(self) -> asyncio.Semaphore | None:
+        return self.inner.in_flight_gate()
 
     async def request(
         self,
