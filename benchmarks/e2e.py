@@ -4,8 +4,13 @@ Clients, all in this process and all against one mock in a subprocess (so only c
 
 - **EngineClient**: ``generate(client=EngineClient(url), ...)`` (this project's aiohttp client);
 - **httpx.AsyncClient**: ``generate(client=httpx.AsyncClient(...), ...)`` through the same ``generate()``;
-- **raw aiohttp post (floor)**: ``session.post(url, data=<the same pre-built body bytes>)`` + ``await resp.read()``,
-  no request building and no parsing.
+- **raw aiohttp post (floor)**: ``session.post(url, data=<the same pre-built body bytes>)`` + ``await resp.read()``
+  + ``orjson.loads`` of the body: no request building and the unvalidated minimum of parsing.
+
+Like for like: every client uses the same renderer, whose ``parse_response`` returns empty content without
+decoding (``ParseFreeRenderer``), so the tokenizer decode that ``generate()`` normally runs is in no client's
+CPU and the EngineClient / floor ratio measures the client's own overhead (body building, validated parse,
+routing/logprob checks) over a bare post + JSON decode.
 
 Each configuration runs closed-loop (``c`` workers, each sending its next request when the previous one ends) for a
 fixed time; configurations rotate within each round. Client CPU per request is the ``time.process_time()`` delta
@@ -23,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 
 from benchmarks import servers
 from benchmarks.harness import Section, Target, md_table, profile_text
@@ -31,6 +37,7 @@ from mockservers.tokenizer import load_tokenizer as load_mock_tokenizer
 from renderers.client import EngineClient, generate
 from renderers.client.transports import TRANSPORTS, WireRequest
 from renderers.factory import create_renderer
+from renderers.types import ParsedResponse
 
 MODEL = "tiny-qwen3"
 PROMPT_LEN = 256
@@ -83,6 +90,21 @@ async def closed_loop(call: Callable[[], Awaitable[bool]], conc: int, duration: 
     return ok, errors, time.perf_counter() - t0, time.process_time() - c0
 
 
+class ParseFreeRenderer:
+    """The built-in tokenizer's renderer with a ``parse_response`` that decodes nothing (group 3 measures transport
+    and parse overhead; the decode is the renderer's cost, the same for every client)."""
+
+    def __init__(self) -> None:
+        self._inner = create_renderer(BUILTIN_TOKENIZER)
+        self.supports_tools = False
+
+    def get_stop_token_ids(self) -> list[int]:
+        return list(self._inner.get_stop_token_ids())
+
+    def parse_response(self, token_ids: Any, *, tools: Any = None) -> ParsedResponse:
+        return ParsedResponse(content="")
+
+
 def prompt(n: int = PROMPT_LEN, seed: int = 3) -> list[int]:
     ordinary = load_mock_tokenizer(str(BUILTIN_TOKENIZER)).ordinary_ids
     import random
@@ -92,7 +114,7 @@ def prompt(n: int = PROMPT_LEN, seed: int = 3) -> list[int]:
 
 
 async def _run(url: str, server: servers.ServerProcess, *, quick: bool) -> tuple[dict[tuple[str, int], Stats], str]:
-    renderer = create_renderer(BUILTIN_TOKENIZER)
+    renderer = ParseFreeRenderer()
     ids = prompt()
     sp = {"max_tokens": MAX_TOKENS, "temperature": 1.0, "seed": 7, "ignore_eos": True}
     # The exact bytes generate() sends for this request (the floor posts them as they are).
@@ -115,7 +137,7 @@ async def _run(url: str, server: servers.ServerProcess, *, quick: bool) -> tuple
     async def raw_post() -> bool:
         async with session.post(gen_url, data=body, headers=headers) as resp:
             data = await resp.read()
-            return resp.status == 200 and len(data) > 0
+            return resp.status == 200 and isinstance(orjson.loads(data), dict)
 
     clients: dict[str, Callable[[], Awaitable[bool]]] = {
         "EngineClient": lambda: via(engine),
@@ -156,7 +178,7 @@ async def _run(url: str, server: servers.ServerProcess, *, quick: bool) -> tuple
 
 def profile_generate(url: str, calls: int) -> str:
     """cProfile of ``calls`` sequential ``generate()`` calls through EngineClient (the event loop included)."""
-    renderer = create_renderer(BUILTIN_TOKENIZER)
+    renderer = ParseFreeRenderer()
     ids = prompt()
     sp = {"max_tokens": MAX_TOKENS, "temperature": 1.0, "seed": 7, "ignore_eos": True}
 
