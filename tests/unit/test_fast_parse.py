@@ -137,3 +137,53 @@ def test_fast_path_failure_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MalformedResponseError):
         parse_completion(good.replace(b"-0.5", b"0.5"), prompt_len=1)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["token_id:5,token_id:7", ""],  # the joined texts match, the elements do not
+        ["token_id:5", "token_id:7,"],
+        ["token_id:5,", "token_id:7"],
+        [None, "token_id:7"],
+        ["token_id:05", "token_id:7"],
+        ["token_id:5", "token_id:7 "],
+        ["token_id:5", "token_id:07"],
+        ["token_id:5", "token_id:+7"],
+    ],
+)
+def test_token_texts_are_compared_element_by_element(tokens: list[object]) -> None:
+    """The fast path compares the joined ``token`` texts; only element-wise exact ``token_id:<id>`` texts pass it,
+    anything else gets the per-element path's answer (an error naming the entry, or the same parse)."""
+    doc = vllm_doc([5, 7], [-0.5, -1.0])
+    for entry, tok in zip(doc["choices"][0]["logprobs"]["content"], tokens, strict=True):
+        entry["token"] = tok
+    raw = orjson.dumps(doc)
+    assert _parse_fast(raw, prompt_len=1, prompt_start=None, chat_logprobs_float32=False) is None
+    assert outcome(raw) == outcome(raw, slow=True)
+
+
+def test_empty_completion_with_empty_token_texts_takes_the_fast_path() -> None:
+    raw = orjson.dumps(vllm_doc([], []))
+    doc = orjson.loads(raw)
+    doc["choices"][0].pop("routed_experts")
+    raw = orjson.dumps(doc)
+    fast = _parse_fast(raw, prompt_len=1, prompt_start=None, chat_logprobs_float32=False)
+    assert fast is not None
+    assert fast == _parse_slow(raw, prompt_len=1)
+
+
+def test_a_data_key_before_the_routed_experts_object_keeps_the_zero_copy_path() -> None:
+    """Only a ``"data"`` after the cut can be a second key of the routed-experts object; one before it belongs to
+    another object and changes nothing (same result as the full decode)."""
+    doc = vllm_doc([5, 7], [-0.5, -1.0])
+    raw = b'{"usage":{"data":"QUJD"},' + orjson.dumps(doc)[1:]
+    _rest, blob = base_mod.split_body(raw)
+    assert blob is not None
+    assert bytes(blob) == ROUTED["data"].encode()
+    fast = _parse_fast(raw, prompt_len=1, prompt_start=None, chat_logprobs_float32=False)
+    assert fast is not None
+    assert fast == _parse_slow(raw, prompt_len=1)
+    after = raw.replace(b'"dtype":"uint8"', b'"dtype":"uint8","data":""')
+    assert base_mod.split_body(after)[1] is None
+    assert outcome(after) == outcome(after, slow=True)

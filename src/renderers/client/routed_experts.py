@@ -269,8 +269,10 @@ def split_body(raw: bytes) -> tuple[bytes, memoryview | None]:
 
     Taken only when the payload is unambiguous: a compact ``"routed_experts":{"data":"`` (or the ``.npy`` string
     form ``"routed_experts":"``) with a closing quote, and, in what is left once the text is cut out (``rest``),
-    exactly one literal ``routed_experts`` (whatever the whitespace around the colon), exactly one ``"data"`` for
-    the object form, and no ``\\u`` escape (an escape could spell a second ``routed_experts`` or ``data`` key).
+    exactly one literal ``routed_experts`` (whatever the whitespace around the colon), for the object form no
+    ``"data"`` after the cut (the object opens right before its ``"data":"``, so a second ``data`` key of that
+    object can only follow it; a ``"data"`` before belongs to another object), and no ``\\u`` escape (an escape
+    could spell a second ``routed_experts`` or ``data`` key).
     Scanning ``rest`` instead of the whole body is equivalent and ~17x cheaper on a 32k-token table: the cut text
     has no quote, backslash or ``_`` once it is known to be base64 (the caller checks that: ``decode_body`` with
     the alphabet, ``parse_completion`` by decoding it with ``validate=True``), so it can hold no key and no
@@ -294,7 +296,9 @@ def split_body(raw: bytes) -> tuple[bytes, memoryview | None]:
         return raw, None
     mv = memoryview(raw)
     rest = b"".join((mv[:begin], mv[end:]))
-    if rest.count(_NAME) != 1 or (object_form and rest.count(_DATA_NAME) != 1):
+    # Another ``"data"`` key of the routed-experts object can only come after its first member, i.e. after the cut
+    # (``rest[begin]`` is the closing quote of the emptied value): one scan of the object's tail instead of ``rest``.
+    if rest.count(_NAME) != 1 or (object_form and rest.find(_DATA_NAME, begin) >= 0):
         return raw, None
     if rest.find(b"\\") >= 0 and rest.find(b"\\u") >= 0:  # memchr for the (rare) backslash first
         return raw, None

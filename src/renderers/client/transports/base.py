@@ -153,7 +153,25 @@ _BODY_DECODER: Final = msgspec.json.Decoder(_Body)
 _LOGPROB: Final = attrgetter("logprob")
 _TOKEN_ID: Final = attrgetter("token_id")
 _TOKEN: Final = attrgetter("token")
-_TOKEN_ID_TEXT: Final = "token_id:{}".format
+_TOKEN_ID_SEP: Final = ",token_id:"
+
+
+def _token_texts_match(content: list[_Entry], ids: list[int]) -> bool:
+    """Whether ``content[i].token == f"token_id:{ids[i]}"`` for every ``i`` (``len(content) == len(ids)``).
+
+    Compared as two joined strings instead of ``len(ids)`` built ones (~5x cheaper). Equal joins imply
+    equal elements: ``str(id)`` has no comma, so the right side has exactly ``len(ids) - 1`` commas, and the left
+    side has that many plus any inside the tokens; equal strings therefore have no comma inside any token, and
+    both split at the same places. A ``None`` token fails the join (``TypeError``) and is a mismatch.
+    """
+    try:
+        left = ",".join(map(_TOKEN, content))
+    except TypeError:
+        return False
+    if not ids:
+        return True
+    # orjson prints the ids (ints in [0, 2**32), canonical decimal) ~4x faster than ``map(str, ids)``.
+    return left == "token_id:" + orjson.dumps(ids)[1:-1].decode("ascii").replace(",", _TOKEN_ID_SEP)
 
 
 class _SlowPath(Exception):
@@ -214,9 +232,7 @@ def _read_fields(rest: bytes, chat_logprobs_float32: bool) -> _Fields | None:
             token_ids = list(map(_TOKEN_ID, content))
             # Every entry names its token: as token_id (vLLM 0.32, Dynamo), or all of them as the older exact
             # "token_id:N" text. Anything else (mixed, unnamed, other spellings) is the per-element path's to judge.
-            if token_ids != ids and (
-                token_ids.count(None) != len(token_ids) or list(map(_TOKEN, content)) != list(map(_TOKEN_ID_TEXT, ids))
-            ):
+            if token_ids != ids and (token_ids.count(None) != len(token_ids) or not _token_texts_match(content, ids)):
                 return None
             if chat_logprobs_float32 and logprobs:
                 logprobs = np.asarray(logprobs, dtype=np.float32).tolist()
