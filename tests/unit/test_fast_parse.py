@@ -187,3 +187,19 @@ def test_a_data_key_before_the_routed_experts_object_keeps_the_zero_copy_path() 
     after = raw.replace(b'"dtype":"uint8"', b'"dtype":"uint8","data":""')
     assert base_mod.split_body(after)[1] is None
     assert outcome(after) == outcome(after, slow=True)
+
+
+@pytest.mark.parametrize("lp", [-3.4028235677973366e38, -1e300])
+def test_a_chat_echo_logprob_beyond_float32_is_an_error_not_minus_inf(lp: float) -> None:
+    """Found by the tree-edit fuzzer: the Dynamo chat echo is rounded to float32, and a finite double below
+    -FLT_MAX rounded to -inf and was returned. It cannot be a float32 engine logprob: an error naming the entry."""
+    doc = {"id": "chatcmpl-r1", "choices": [{"index": 0, "finish_reason": None, "logprobs": {"content": [
+        {"token": "x", "token_id": 0, "logprob": -0.5}, {"token": "x", "token_id": 0, "logprob": lp}]}}],
+        "nvext": {"completion_token_ids": [0, 0]}}  # fmt: skip
+    raw = orjson.dumps(doc)
+    assert _parse_fast(raw, prompt_len=1, prompt_start=None, chat_logprobs_float32=True) is None
+    with pytest.raises(MalformedResponseError) as info:
+        TRANSPORTS["dynamo"].parse(raw, prompt_len=1)
+    assert info.value.field == "choices[0].logprobs.content[1].logprob"
+    ok = orjson.dumps(doc).replace(orjson.dumps(lp), b"-3.4028234663852886e+38")
+    assert TRANSPORTS["dynamo"].parse(ok, prompt_len=1).completion_logprobs[1] == -3.4028234663852886e38

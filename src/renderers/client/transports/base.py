@@ -174,6 +174,18 @@ def _token_texts_match(content: list[_Entry], ids: list[int]) -> bool:
     return left == "token_id:" + orjson.dumps(ids)[1:-1].decode("ascii").replace(",", _TOKEN_ID_SEP)
 
 
+def _float32_logprobs(logprobs: list[float]) -> list[float] | int:
+    """The logprobs rounded to float32 (the chat echo's precision), or the index of the first one beyond float32
+    range (finite as a double, ``-inf`` once rounded: never returned as a logprob)."""
+    with np.errstate(over="ignore"):
+        arr = np.asarray(logprobs, dtype=np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        return int(np.argmin(finite))
+    out: list[float] = arr.tolist()
+    return out
+
+
 class _SlowPath(Exception):
     """The fast path cannot vouch for this body: parse it with the per-element code (which names the field)."""
 
@@ -235,7 +247,10 @@ def _read_fields(rest: bytes, chat_logprobs_float32: bool) -> _Fields | None:
             if token_ids != ids and (token_ids.count(None) != len(token_ids) or not _token_texts_match(content, ids)):
                 return None
             if chat_logprobs_float32 and logprobs:
-                logprobs = np.asarray(logprobs, dtype=np.float32).tolist()
+                rounded = _float32_logprobs(logprobs)
+                if isinstance(rounded, int):
+                    return None  # beyond float32: the slow path names the entry
+                logprobs = rounded
     if len(logprobs) != len(ids):
         return None
 
@@ -348,7 +363,16 @@ def _parse_slow(
         lp_field = "choices[0].logprobs.content"
         logprobs = extract_chat_logprobs(choice, ids)
         if chat_logprobs_float32 and logprobs:
-            logprobs = np.asarray(logprobs, dtype=np.float32).tolist()
+            rounded = _float32_logprobs(logprobs)
+            if isinstance(rounded, int):
+                bad = f"{lp_field}[{rounded}].logprob"
+                raise MalformedResponseError(
+                    f"{bad} is {logprobs[rounded]!r}, beyond float32 range: not a float32 engine logprob "
+                    "(it would round to -inf)",
+                    field=bad,
+                    value=logprobs[rounded],
+                )
+            logprobs = rounded
     logprobs = check_alignment(ids, logprobs, lp_field)
 
     payload: Any
