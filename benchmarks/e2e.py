@@ -122,7 +122,7 @@ async def _run(url: str, server: servers.ServerProcess, *, quick: bool) -> tuple
     body = TRANSPORTS["vllm"].build_body(WireRequest(model=MODEL, prompt_ids=ids, sampling_params=wire_sp))
     gen_url = url + "/inference/v1/generate"
 
-    engine = EngineClient(url, max_connections=64)
+    engine = EngineClient(url, max_connections=64, max_in_flight=64)  # c64 runs 64 calls at once, as the others
     hx = httpx.AsyncClient(
         base_url=url, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64), timeout=120.0
     )

@@ -15,7 +15,7 @@ from renderers.errors import EngineConnectionError, EngineTimeoutError
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "EngineClient"]
 
 #: Default cap on one client's concurrent ``generate()`` calls (see ``EngineClient``).
-DEFAULT_MAX_IN_FLIGHT: int = 64
+DEFAULT_MAX_IN_FLIGHT: int = 32
 
 
 class EngineClient(HTTPClient):
