@@ -30,7 +30,8 @@ class EngineClient(HTTPClient):
     any work, and the wait is not part of their timeout. Without it a burst of 1,000 calls runs 1,000 first steps,
     then up to 1,000 ready responses, in single event-loop iterations, stalling every other coroutine for the
     whole batch (measured: loop lag p99 ~230 ms at 1,000 concurrent calls; see docs/benchmarks.md group 5).
-    Default ``DEFAULT_MAX_IN_FLIGHT``; ``None`` removes the cap.
+    Default ``DEFAULT_MAX_IN_FLIGHT`` (32); ``None`` removes the cap. The cap is also the most requests this client
+    keeps at the engine at once: to keep more sequences in the engine's batch, raise it (or use ``None``).
 
     Use it as an async context manager (``async with EngineClient(url) as client: ...``) or call ``aclose()``.
     The session is created lazily on first use, inside the running event loop.
