@@ -28,6 +28,9 @@ from renderers.types import Message
 MODEL = "tiny-qwen3"
 LAYERS, TOP_K, EXPERTS = 4, 2, 128
 TICK = 0.001
+#: The measured client is configured with this ``max_in_flight`` (``EngineClient``'s default is uncapped, so that a
+#: rollout worker never silently keeps fewer sequences in the engine's batch); the uncapped run is reported beside it.
+GATE = 32
 
 
 def conversation(i: int) -> list[Message]:
@@ -73,7 +76,7 @@ class Expected:
         return None
 
 
-async def _run(url: str, n: int, *, pre_rendered: bool = False) -> dict[str, Any]:
+async def _run(url: str, n: int, *, pre_rendered: bool = False, max_in_flight: int | None = GATE) -> dict[str, Any]:
     # Import transformers' AutoTokenizer once in this thread first: the pool loads its tokenizers from 4 threads at
     # once, and concurrent first imports of transformers' lazy module can fail with ImportError (seen here).
     from transformers import AutoTokenizer  # noqa: F401
@@ -89,7 +92,7 @@ async def _run(url: str, n: int, *, pre_rendered: bool = False) -> dict[str, Any
             await asyncio.sleep(TICK)
             lags.append(time.perf_counter() - t0 - TICK)
 
-    async with EngineClient(url) as client:
+    async with EngineClient(url, max_in_flight=max_in_flight) as client:
         prompts = {i: pool.render_ids(conversation(i), add_generation_prompt=True) for i in range(n) if pre_rendered}
         plain = create_renderer(BUILTIN_TOKENIZER) if pre_rendered else None
 
@@ -134,6 +137,7 @@ def run(*, quick: bool) -> Section:
     with servers.mock("vllm", *opts) as server:
         out = asyncio.run(_run(server.url, n))
         diag = asyncio.run(_run(server.url, n, pre_rendered=True))
+        uncapped = asyncio.run(_run(server.url, n, max_in_flight=None))
     lags = out["lags"] or [0.0]
     p50, p99, worst = percentile(lags, 50) * 1e3, percentile(lags, 99) * 1e3, max(lags) * 1e3
     n_err, n_wrong = sum(out["errors"].values()), sum(out["wrong"].values())
@@ -152,7 +156,8 @@ def run(*, quick: bool) -> Section:
     ]
     header = ["calls", "wall", "calls/s", "errors", "wrong results", "loop lag p50 ms", "p99 ms", "max ms", "ticks"]
     sec.blocks.append(
-        f"Mock vLLM with `{' '.join(opts)}`; pool of 4 renderers; `max_tokens=48`, seeded sampling, natural EOS "
+        f"Mock vLLM with `{' '.join(opts)}`; pool of 4 renderers; `EngineClient(url, max_in_flight={GATE})`; "
+        f"`max_tokens=48`, seeded sampling, natural EOS "
         f"(finish reasons: {out['finishes']}).\n\n" + md_table(header, rows, "rrrrrrrrr")
     )
     d_lags = diag["lags"] or [0.0]
@@ -163,6 +168,14 @@ def run(*, quick: bool) -> Section:
         f"p99 {percentile(d_lags, 99) * 1e3:.2f} ms, max {max(d_lags) * 1e3:.1f} ms ({len(d_lags)} ticks). "
         f"GIL switch interval: {sys.getswitchinterval() * 1e3:.0f} ms."
     )
+    u_lags = uncapped["lags"] or [0.0]
+    sec.blocks.append(
+        f"The same {n:,} calls through `EngineClient(url)` (the default, `max_in_flight=None`: every call in flight at "
+        f"once): {sum(uncapped['errors'].values())} errors, {sum(uncapped['wrong'].values())} wrong, "
+        f"{n / uncapped['wall']:,.0f} calls/s, loop lag p50 {percentile(u_lags, 50) * 1e3:.2f} ms, "
+        f"p99 {percentile(u_lags, 99) * 1e3:.2f} ms, max {max(u_lags) * 1e3:.1f} ms ({len(u_lags)} ticks). Against a "
+        "mock that answers in milliseconds, 1,000 responses land in a few loop iterations; the cap spreads them out."
+    )
     if out["errors"]:
         sec.blocks.append("Errors: " + "; ".join(f"{k} ×{v}" for k, v in out["errors"].items()))
     if out["wrong"]:
@@ -170,6 +183,6 @@ def run(*, quick: bool) -> Section:
     sec.targets += [
         Target("5", "errors", n_err, 0, "le", unit="errors"),
         Target("5", "wrong results (vs the deterministic engine)", n_wrong, 0, "le", unit="results"),
-        Target("5", "event-loop lag p99", round(p99, 2), 20.0, "le", unit="ms"),
+        Target("5", f"event-loop lag p99 (max_in_flight={GATE})", round(p99, 2), 20.0, "le", unit="ms"),
     ]
     return sec

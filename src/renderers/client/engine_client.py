@@ -14,8 +14,9 @@ from renderers.errors import EngineConnectionError, EngineTimeoutError
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "EngineClient"]
 
-#: Default cap on one client's concurrent ``generate()`` calls (see ``EngineClient``).
-DEFAULT_MAX_IN_FLIGHT: int = 32
+#: Default cap on one client's concurrent ``generate()`` calls: none (see ``EngineClient``). A default cap would
+#: also cap how many sequences one rollout worker keeps in the engine's batch, silently costing throughput.
+DEFAULT_MAX_IN_FLIGHT: int | None = None
 
 
 class EngineClient(HTTPClient):
@@ -29,9 +30,10 @@ class EngineClient(HTTPClient):
     reading and parsing); further calls wait their turn in FIFO order, after their arguments are checked and before
     any work, and the wait is not part of their timeout. Without it a burst of 1,000 calls runs 1,000 first steps,
     then up to 1,000 ready responses, in single event-loop iterations, stalling every other coroutine for the
-    whole batch (measured: loop lag p99 ~230 ms at 1,000 concurrent calls; see docs/benchmarks.md group 5).
-    Default ``DEFAULT_MAX_IN_FLIGHT`` (32); ``None`` removes the cap. The cap is also the most requests this client
-    keeps at the engine at once: to keep more sequences in the engine's batch, raise it (or use ``None``).
+    whole batch (measured against a mock answering in milliseconds: loop lag p99 ~190 ms uncapped, ~10 ms with
+    ``max_in_flight=32``; docs/benchmarks.md group 5). The cap is also the most requests this client keeps at the
+    engine at once, so it is off by default (``None``): set it when other coroutines in the process need a
+    responsive loop and the engine's batch does not need more than that many of this worker's sequences.
 
     Use it as an async context manager (``async with EngineClient(url) as client: ...``) or call ``aclose()``.
     The session is created lazily on first use, inside the running event loop.
