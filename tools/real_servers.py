@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Protocol
 
 __all__ = [
     "HOST",
@@ -185,3 +185,25 @@ def terminate_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Running(Protocol):
+    url: str
+    model: str
+    workdir: Path
+
+    @property
+    def pids(self) -> dict[str, int]: ...
+
+    def check_alive(self) -> None: ...
+
+
+def serve_until_interrupted(server: _Running, started: float) -> None:
+    """For the launchers' command lines: report readiness, then keep the server up until Ctrl-C."""
+    ready = time.monotonic() - started
+    print(f"ready after {ready:.1f}s: {server.url} model={server.model} pids={server.pids} work={server.workdir}")
+    print("Ctrl-C to stop", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            server.check_alive()
+            time.sleep(1.0)

@@ -45,6 +45,7 @@ from tools.real_servers import (
     listed_models,
     port_open,
     python_path,
+    serve_until_interrupted,
     spawn,
     stop_all,
     terminate_on_signals,
@@ -193,12 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     with dynamo_stack(
         python=args.python, model_dir=args.model_dir, model_name=args.model_name, workdir=args.workdir
     ) as s:
-        print(f"ready after {time.monotonic() - started:.1f}s: {s.url} model={s.model} pids={s.pids} work={s.workdir}")
-        print("Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                s.check_alive()
-                time.sleep(1.0)
+        serve_until_interrupted(s, started)
     return 0
 
 

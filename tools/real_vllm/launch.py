@@ -43,6 +43,7 @@ from tools.real_servers import (
     free_loopback_ports,
     listed_models,
     python_path,
+    serve_until_interrupted,
     spawn,
     stop_all,
     terminate_on_signals,
@@ -181,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         max_model_len=args.max_model_len,
         workdir=args.workdir,
     ) as s:
-        print(f"ready after {time.monotonic() - started:.1f}s: {s.url} model={s.model} pids={s.pids} work={s.workdir}")
-        print("Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                s.check_alive()
-                time.sleep(1.0)
+        serve_until_interrupted(s, started)
     return 0
 
 
