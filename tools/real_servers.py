@@ -187,6 +187,21 @@ def terminate_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+class RunningProcesses:
+    """What the launchers' running-server records share: their processes, their pids, a liveness check."""
+
+    processes: list[Process]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {p.name: p.popen.pid for p in self.processes}
+
+    def check_alive(self) -> None:
+        """Raise ``StackError`` with the log tail if any process has exited."""
+        for proc in self.processes:
+            proc.check_alive()
+
+
 class _Running(Protocol):
     url: str
     model: str

@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make ``tools`` importable
 from tools.real_servers import (
     HOST,
     Process,
+    RunningProcesses,
     StackError,
     free_loopback_ports,
     listed_models,
@@ -59,7 +60,7 @@ DEFAULT_MODEL_NAME = "tiny-qwen3"
 
 
 @dataclass
-class DynamoStack:
+class DynamoStack(RunningProcesses):
     """A running stack. ``url`` is the frontend's base URL (no trailing slash, no ``/v1``)."""
 
     url: str
@@ -67,15 +68,6 @@ class DynamoStack:
     workdir: Path
     ports: Mapping[str, int]
     processes: list[Process] = field(default_factory=list)
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return {p.name: p.popen.pid for p in self.processes}
-
-    def check_alive(self) -> None:
-        """Raise ``StackError`` with the log tail if any process has exited."""
-        for proc in self.processes:
-            proc.check_alive()
 
 
 def _stack_env(workdir: Path, xsub: int, xpub: int, extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make ``tools`` importable
 from tools.real_servers import (
     HOST,
     Process,
+    RunningProcesses,
     StackError,
     free_loopback_ports,
     listed_models,
@@ -66,7 +67,7 @@ DEFAULT_MAX_MODEL_LEN = 512
 
 
 @dataclass
-class VllmServer:
+class VllmServer(RunningProcesses):
     """A running server. ``url`` is its base URL (no trailing slash, no ``/v1``)."""
 
     url: str
@@ -74,14 +75,6 @@ class VllmServer:
     max_model_len: int
     workdir: Path
     processes: list[Process] = field(default_factory=list)
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return {p.name: p.popen.pid for p in self.processes}
-
-    def check_alive(self) -> None:
-        for proc in self.processes:
-            proc.check_alive()
 
 
 def vllm_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
