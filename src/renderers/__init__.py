@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from renderers.chat_template import ChatTemplateRenderer
     from renderers.client import EngineClient, GenerateResult, RendererTransport, RoutedExperts, WireResult, generate
     from renderers.factory import create_renderer, create_renderer_pool, load_tokenizer
+    from renderers.families.qwen3 import Qwen3Renderer
     from renderers.pool import RendererPool
-    from renderers.qwen3 import Qwen3Renderer
 
 __version__ = "0.2.0"
 
@@ -45,7 +45,7 @@ _LAZY: dict[str, str] = {
     "ChatTemplateRenderer": "renderers.chat_template",
     "EngineClient": "renderers.client",
     "GenerateResult": "renderers.client",
-    "Qwen3Renderer": "renderers.qwen3",
+    "Qwen3Renderer": "renderers.families.qwen3",
     "RendererPool": "renderers.pool",
     "RendererTransport": "renderers.client",
     "RoutedExperts": "renderers.client",

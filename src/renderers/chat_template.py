@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from renderers._messages import check_messages
-from renderers.parsing import QwenStyleParser
+from renderers.parsing import MarkerParser
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike, tool_specs
 
 __all__ = ["ChatTemplateRenderer"]
@@ -73,9 +73,9 @@ class ChatTemplateRenderer:
                 if tid is not None and tid not in stops:
                     stops.append(tid)
         self._stop_ids = stops
-        self._parser: QwenStyleParser | None = None
+        self._parser: MarkerParser | None = None
         if parser == "qwen":
-            self._parser = QwenStyleParser(
+            self._parser = MarkerParser(
                 decode=self._decode,
                 stop_ids=frozenset(stops),
                 think_start_id=self._token_id("<think>"),

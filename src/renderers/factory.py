@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from renderers.chat_template import ChatTemplateRenderer
+from renderers.families import FAMILIES, family_named
 from renderers.pool import RendererPool
 from renderers.protocol import Renderer
-from renderers.qwen3 import Qwen3Renderer
 
-__all__ = ["create_renderer", "create_renderer_pool", "is_qwen3_tokenizer", "load_tokenizer"]
+__all__ = [
+    "NativeRendererUnavailable",
+    "create_renderer",
+    "create_renderer_pool",
+    "is_qwen3_tokenizer",
+    "load_tokenizer",
+]
 
 # Token -> id in every Qwen3 (text) checkpoint.
 QWEN3_TOKEN_IDS: dict[str, int] = {
@@ -27,40 +34,6 @@ QWEN3_TOKEN_IDS: dict[str, int] = {
     "<think>": 151667,
     "</think>": 151668,
 }
-
-# Probe conversations: a Qwen3 tokenizer whose own chat template disagrees with Qwen3Renderer on any
-# of these (e.g. QwQ or Qwen3-2507, which share the vocabulary) gets the ChatTemplateRenderer instead.
-_PROBE_TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}}
-]
-_PROBES: list[tuple[list[dict[str, Any]], bool, bool]] = [
-    (
-        [
-            {"role": "system", "content": "S"},
-            {"role": "user", "content": "Q1"},
-            {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-            {"role": "user", "content": "Q2"},
-            {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-        ],
-        False,
-        False,
-    ),
-    (
-        [
-            {"role": "user", "content": "Q"},
-            {
-                "role": "assistant",
-                "content": "",
-                "reasoning_content": "R",
-                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
-            },
-            {"role": "tool", "content": "T1"},
-            {"role": "tool", "content": "T2"},
-        ],
-        True,
-        True,
-    ),
-]
 
 PathLike = str | os.PathLike[str]
 
@@ -89,56 +62,51 @@ def is_qwen3_tokenizer(tokenizer: Any) -> bool:
         return False
 
 
-def _template_matches_qwen3(tokenizer: Any, renderer: Qwen3Renderer) -> bool:
-    if not getattr(tokenizer, "chat_template", None):
-        return True  # nothing to disagree with: the native layout is the model's
-    kwargs = {"enable_thinking": renderer.enable_thinking}
-    try:
-        for msgs, with_tools, gen in _PROBES:
-            tools = _PROBE_TOOLS if with_tools else None
-            expected = tokenizer.apply_chat_template(
-                msgs, tools=tools, add_generation_prompt=gen, tokenize=True, return_dict=False, **kwargs
-            )
-            if [int(t) for t in expected] != renderer.render_ids(msgs, tools=tools, add_generation_prompt=gen):  # type: ignore[arg-type]
-                return False
-    except Exception:
-        return False
-    return True
+class NativeRendererUnavailable(UserWarning):
+    """``create_renderer(renderer="auto")`` fell back to :class:`ChatTemplateRenderer`; the message says why."""
 
 
 def create_renderer(
     tokenizer_or_path: Any,
     *,
     enable_thinking: bool = True,
-    renderer: Literal["auto", "qwen3", "chat_template"] = "auto",
+    renderer: str = "auto",
     parser: Literal["qwen"] | None = "qwen",
     chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> Renderer:
     """Return a renderer for a tokenizer (or a local tokenizer folder).
 
-    ``renderer="auto"`` picks :class:`Qwen3Renderer` when the vocabulary is Qwen3's and the tokenizer's
-    own chat template (if any) renders a few probe conversations to the same ids; otherwise
-    :class:`ChatTemplateRenderer` (with ``parser`` and ``chat_template_kwargs``, where ``enable_thinking``
-    is added unless given). For Qwen3, ``chat_template_kwargs`` may only hold ``enable_thinking``.
+    ``renderer="auto"`` tries each native family in :data:`renderers.families.FAMILIES`: a family is chosen when
+    its special tokens are in the vocabulary and the tokenizer's own chat template (if any) renders the family's
+    probe conversations to the same ids as the native renderer. Otherwise the result is a
+    :class:`ChatTemplateRenderer` (with ``parser`` and ``chat_template_kwargs``, where ``enable_thinking`` is added
+    unless given), and a :class:`NativeRendererUnavailable` warning names why no family matched.
+    ``renderer="<family name>"`` (for example ``"qwen3"``) builds that family's renderer without the probes;
+    ``renderer="chat_template"`` always uses the template.
     """
     tokenizer = (
         load_tokenizer(tokenizer_or_path) if isinstance(tokenizer_or_path, str | os.PathLike) else tokenizer_or_path
     )
     kwargs = dict(chat_template_kwargs or {})
-    if renderer not in ("auto", "qwen3", "chat_template"):
-        raise ValueError(f"renderer: unknown renderer {renderer!r} (expected 'auto', 'qwen3' or 'chat_template')")
-    if renderer in ("auto", "qwen3") and (renderer == "qwen3" or is_qwen3_tokenizer(tokenizer)):
-        extra = set(kwargs) - {"enable_thinking"}
-        if extra:
-            if renderer == "qwen3":
-                raise ValueError(f"chat_template_kwargs: Qwen3Renderer does not support {sorted(extra)}")
-        else:
-            thinking = bool(kwargs.get("enable_thinking", enable_thinking))
-            qwen = Qwen3Renderer(tokenizer, enable_thinking=thinking)
-            if renderer == "qwen3" or _template_matches_qwen3(tokenizer, qwen):
-                return qwen
-    kwargs.setdefault("enable_thinking", enable_thinking)
-    return ChatTemplateRenderer(tokenizer, parser=parser, chat_template_kwargs=kwargs)
+    thinking = bool(kwargs.pop("enable_thinking", enable_thinking))
+    if renderer not in ("auto", "chat_template"):
+        return family_named(renderer).build(tokenizer, thinking, kwargs)
+    if renderer == "auto":
+        reasons: list[str] = []
+        for family in FAMILIES:
+            if not family.has_vocabulary(tokenizer):
+                continue
+            verdict = family.check(tokenizer, enable_thinking=thinking, options=kwargs)
+            if verdict.renderer is not None:
+                return verdict.renderer
+            reasons.append(f"{family.name}: {verdict.reason}")
+        why = "; ".join(reasons) if reasons else "no native family's special tokens are in its vocabulary"
+        warnings.warn(
+            f"create_renderer: using ChatTemplateRenderer (no native renderer matched: {why})",
+            NativeRendererUnavailable,
+            stacklevel=2,
+        )
+    return ChatTemplateRenderer(tokenizer, parser=parser, chat_template_kwargs={**kwargs, "enable_thinking": thinking})
 
 
 def create_renderer_pool(
@@ -146,7 +114,7 @@ def create_renderer_pool(
     *,
     size: int,
     enable_thinking: bool = True,
-    renderer: Literal["auto", "qwen3", "chat_template"] = "auto",
+    renderer: str = "auto",
     parser: Literal["qwen"] | None = "qwen",
     chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> RendererPool:

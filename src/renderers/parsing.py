@@ -1,9 +1,13 @@
-"""Qwen-style completion parsing: ``<think>…</think>`` reasoning and ``<tool_call>{json}</tool_call>`` blocks.
+"""Marker-based completion parsing: ``<think>…</think>`` reasoning and ``<tool_call>…</tool_call>`` blocks.
+
+The markers are token ids, so every family whose reasoning and tool calls sit between single-token markers
+(Qwen3, Qwen3.5, GLM, MiniMax, DeepSeek V3.1, ...) uses this one parser with its own ids and its own
+``parse_call`` for the text between the tool-call markers (Qwen's JSON object by default).
 
 The parser works on token ids, not on decoded text, wherever a marker is a single token, so a marker
 string that the model spelled out of ordinary sub-word tokens is never mistaken for the real thing.
 
-Rules (shared by :class:`~renderers.qwen3.Qwen3Renderer` and ``ChatTemplateRenderer(parser="qwen")``):
+Rules (shared by every family that uses it and ``ChatTemplateRenderer(parser="qwen")``):
 
 - The completion is cut at the first stop id; everything from there on is ignored.
 - Reasoning: if a ``</think>`` token is present, the text before it (with a leading ``<think>``
@@ -13,8 +17,9 @@ Rules (shared by :class:`~renderers.qwen3.Qwen3Renderer` and ``ChatTemplateRende
 - Tool calls are searched only after the ``</think>`` token, so drafts inside the reasoning are ignored.
   Each ``<tool_call>`` token opens one attempt, reported with a status and never raised:
   no ``</tool_call>`` before the end -> ``UNCLOSED_BLOCK`` (spans to the end, scanning stops);
-  body not JSON -> ``INVALID_JSON``; JSON but not an object, or ``arguments`` neither an object nor a
-  string -> ``MALFORMED_STRUCTURE``; no string ``name`` -> ``MISSING_NAME``; else ``OK``.
+  the body is read by ``parse_call``. Qwen's JSON body: not JSON -> ``INVALID_JSON``; JSON but not an
+  object, or ``arguments`` neither an object nor a string -> ``MALFORMED_STRUCTURE``; no string ``name``
+  -> ``MISSING_NAME``; else ``OK``.
   ``token_span`` is the half-open range of completion indices covering both markers.
 - Content is the text after the reasoning and before the first ``<tool_call>``, with leading newlines
   removed (the template's separator) and, when a tool call follows, one trailing newline removed.
@@ -30,7 +35,7 @@ from typing import Any
 
 from renderers.types import ParsedResponse, ParsedToolCall, ToolCallParseStatus
 
-__all__ = ["QwenStyleParser", "parse_tool_call_body"]
+__all__ = ["MarkerParser", "ToolCallBodyParser", "parse_tool_call_body"]
 
 
 def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> ParsedToolCall:
@@ -57,12 +62,18 @@ def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> Parsed
     return ParsedToolCall(raw=raw, name=name, arguments=arguments, token_span=token_span)
 
 
+# Parses the text between a family's tool-call markers (stripped of surrounding white space); the second
+# argument is the half-open token span of the attempt, markers included.
+ToolCallBodyParser = Callable[[str, tuple[int, int]], ParsedToolCall]
+
+
 @dataclass(frozen=True, slots=True)
-class QwenStyleParser:
-    """Token-level parser for Qwen-style completions (see the module docstring for the rules).
+class MarkerParser:
+    """Token-level parser for completions with single-token markers (see the module docstring for the rules).
 
     ``decode`` turns ids into text without skipping special tokens. Marker ids that the vocabulary
     lacks may be ``None``; the matching feature is then off (no reasoning split / no tool calls).
+    ``parse_call`` reads one tool-call body in the family's syntax and reports a status, never raising.
     """
 
     decode: Callable[[list[int]], str]
@@ -71,6 +82,7 @@ class QwenStyleParser:
     think_end_id: int | None
     tool_call_start_id: int | None
     tool_call_end_id: int | None
+    parse_call: ToolCallBodyParser = parse_tool_call_body
 
     def parse(self, token_ids: Sequence[int]) -> ParsedResponse:
         ids = list(token_ids)
@@ -107,7 +119,7 @@ class QwenStyleParser:
                     )
                     break
                 raw = self.decode(ids[pos + 1 : close])
-                tool_calls.append(parse_tool_call_body(raw.strip(), (pos, close + 1)))
+                tool_calls.append(self.parse_call(raw.strip(), (pos, close + 1)))
                 pos = close + 1
 
         content_ids = ids[body_start:first_call] if first_call is not None else ids[body_start:]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from renderers.client import EngineClient, GenerateResult, generate
-from renderers.qwen3 import Qwen3Renderer
+from renderers.families.qwen3 import Qwen3Renderer
 from renderers.testing.equivalence import Outcome, assert_equivalent, routing_stitch_checks, run_multi_turn
 from renderers.testing.strategies import Case, MoeSettings, cases
 from tests.helpers.conversations import plain_text

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -44,10 +45,16 @@ _PLAIN_FRAGMENTS = [
     "!?",
 ]
 
+
+def text_with(special: Sequence[str]) -> st.SearchStrategy[str]:
+    """Text mixing tricky plain fragments with a family's ``special`` marker strings."""
+    return st.lists(st.one_of(st.sampled_from(_PLAIN_FRAGMENTS + list(special)), st.text(max_size=6)), max_size=6).map(
+        "".join
+    )
+
+
 # Text that the renderer must place exactly where the template does, special-token strings included.
-render_text = st.lists(
-    st.one_of(st.sampled_from(_PLAIN_FRAGMENTS + SPECIAL_FRAGMENTS), st.text(max_size=6)), max_size=6
-).map("".join)
+render_text = text_with(SPECIAL_FRAGMENTS)
 # Text without marker strings, for round trips through the parser.
 plain_text = st.lists(
     st.one_of(
@@ -67,12 +74,16 @@ json_values = st.recursive(
 arg_dicts = st.dictionaries(tool_names, json_values, max_size=3)
 
 
+# How tool-call arguments are given: as a mapping, as a JSON string, or either (templates differ on what they take).
+ArgsForm = Literal["any", "dict", "str"]
+
+
 @st.composite
-def tool_calls(draw: st.DrawFn) -> list[dict[str, Any]]:
+def tool_calls(draw: st.DrawFn, args_form: ArgsForm = "any") -> list[dict[str, Any]]:
     calls = []
     for _ in range(draw(st.integers(1, 3))):
         args: Any = draw(arg_dicts)
-        if draw(st.booleans()):
+        if args_form == "str" or (args_form == "any" and draw(st.booleans())):
             args = json.dumps(args, ensure_ascii=draw(st.booleans()))
         fn = {"name": draw(tool_names), "arguments": args}
         calls.append({"type": "function", "function": fn} if draw(st.booleans()) else {"function": fn})
@@ -80,14 +91,16 @@ def tool_calls(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 @st.composite
-def assistant_messages(draw: st.DrawFn, text: st.SearchStrategy[str] = render_text) -> dict[str, Any]:
+def assistant_messages(
+    draw: st.DrawFn, text: st.SearchStrategy[str] = render_text, args_form: ArgsForm = "any"
+) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": "assistant", "content": draw(text)}
     if draw(st.booleans()):
         msg["reasoning_content"] = draw(text)
     elif draw(st.integers(0, 3)) == 0:
         msg["content"] = "<think>\n" + draw(text) + "\n</think>\n\n" + msg["content"]
     if draw(st.booleans()):
-        msg["tool_calls"] = draw(tool_calls())
+        msg["tool_calls"] = draw(tool_calls(args_form))
     return msg
 
 
@@ -107,14 +120,16 @@ def tool_specs(draw: st.DrawFn) -> list[dict[str, Any]] | None:
 
 
 @st.composite
-def conversations(draw: st.DrawFn, text: st.SearchStrategy[str] = render_text) -> list[dict[str, Any]]:
+def conversations(
+    draw: st.DrawFn, text: st.SearchStrategy[str] = render_text, args_form: ArgsForm = "any"
+) -> list[dict[str, Any]]:
     msgs: list[dict[str, Any]] = []
     if draw(st.booleans()):
         msgs.append({"role": "system", "content": draw(text)})
     for _ in range(draw(st.integers(1, 6))):
         role = draw(st.sampled_from(["user", "user", "assistant", "assistant", "tool", "system"]))
         if role == "assistant":
-            msgs.append(draw(assistant_messages(text)))
+            msgs.append(draw(assistant_messages(text, args_form)))
         elif role == "user" and draw(st.integers(0, 4)) == 0:
             msgs.append({"role": "user", "content": "<tool_response>\n" + draw(text) + "\n</tool_response>"})
         else:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from renderers.qwen3 import Qwen3Renderer
+from renderers.families.qwen3 import Qwen3Renderer
 from renderers.types import ToolCallParseStatus
 from tests.helpers.conversations import (
     assistant_messages,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from renderers.chat_template import ChatTemplateRenderer
+from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
-from renderers.qwen3 import Qwen3Renderer
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, template_ids
 
 TOOLS = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}]

@@ -16,8 +16,8 @@ def test_every_exported_name_resolves(name: str) -> None:
 
 def test_lazy_exports_are_the_defining_modules_objects() -> None:
     from renderers.client import EngineClient, generate
+    from renderers.families.qwen3 import Qwen3Renderer
     from renderers.pool import RendererPool
-    from renderers.qwen3 import Qwen3Renderer
 
     assert renderers.generate is generate
     assert renderers.EngineClient is EngineClient

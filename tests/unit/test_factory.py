@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 
 from renderers.chat_template import ChatTemplateRenderer
-from renderers.factory import create_renderer, create_renderer_pool, is_qwen3_tokenizer, load_tokenizer
-from renderers.qwen3 import Qwen3Renderer
+from renderers.factory import (
+    NativeRendererUnavailable,
+    create_renderer,
+    create_renderer_pool,
+    is_qwen3_tokenizer,
+    load_tokenizer,
+)
+from renderers.families.qwen3 import Qwen3Renderer
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, qwen3_tokenizer_dir, upstream_qwen3_template
 
 
@@ -59,18 +65,21 @@ def test_other_template_on_qwen_vocab_falls_back(tmp_path: Path) -> None:
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
     )
-    r = create_renderer(_copy_with_template(tmp_path, template))
+    with pytest.warns(NativeRendererUnavailable, match="qwen3: its chat template renders probe 0 differently"):
+        r = create_renderer(_copy_with_template(tmp_path, template))
     assert isinstance(r, ChatTemplateRenderer)
     assert r.chat_template_kwargs == {"enable_thinking": True}
 
 
 def test_extra_template_kwargs_use_chat_template_renderer() -> None:
-    r = create_renderer(qwen3_tokenizer(), chat_template_kwargs={"custom": 1})
+    with pytest.warns(NativeRendererUnavailable, match=r"does not support \['custom'\]"):
+        r = create_renderer(qwen3_tokenizer(), chat_template_kwargs={"custom": 1})
     assert isinstance(r, ChatTemplateRenderer)
+    assert r.chat_template_kwargs == {"custom": 1, "enable_thinking": True}
     with pytest.raises(ValueError, match="custom"):
         create_renderer(qwen3_tokenizer(), renderer="qwen3", chat_template_kwargs={"custom": 1})
     with pytest.raises(ValueError, match="renderer"):
-        create_renderer(qwen3_tokenizer(), renderer="nope")  # type: ignore[arg-type]
+        create_renderer(qwen3_tokenizer(), renderer="nope")
 
 
 def test_non_qwen_vocab_is_not_qwen3() -> None:
@@ -96,3 +105,17 @@ def test_create_renderer_pool_from_path() -> None:
     assert pool.renderer_cls is Qwen3Renderer
     msgs: list[Any] = [{"role": "user", "content": "hi"}]
     assert pool.render_ids(msgs) == Qwen3Renderer(qwen3_tokenizer()).render_ids(msgs)
+
+
+def test_unknown_vocabulary_warns_and_uses_the_template() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({"[UNK]": 0, "hi": 1}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
+    tok.chat_template = "{% for m in messages %}{{ m.content }} {% endfor %}"
+    with pytest.warns(NativeRendererUnavailable, match="no native family's special tokens are in its vocabulary"):
+        r = create_renderer(tok)
+    assert isinstance(r, ChatTemplateRenderer)
+    assert r.render_ids([{"role": "user", "content": "hi"}]) == [1]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from renderers.families.qwen3 import Qwen3Renderer
 from renderers.pool import RendererPool
 from renderers.protocol import Renderer
-from renderers.qwen3 import Qwen3Renderer
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, template_ids
 
 

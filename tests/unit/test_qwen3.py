@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
-from renderers.qwen3 import Qwen3Renderer
 from renderers.types import ToolCallParseStatus
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, template_ids, upstream_qwen3_tokenizer
 

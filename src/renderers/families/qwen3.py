@@ -23,16 +23,16 @@ Attribution:
 
 from __future__ import annotations
 
-import bisect
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages, plain_json
-from renderers.parsing import QwenStyleParser
-from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike, normalize_tool_spec
+from renderers._messages import CheckedMessage, check_messages
+from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
+from renderers.families.registry import Family, Probe
+from renderers.parsing import MarkerParser
+from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
-__all__ = ["QWEN3_SPECIAL_TOKENS", "Qwen3Renderer"]
+__all__ = ["FAMILY", "QWEN3_SPECIAL_TOKENS", "Qwen3Renderer"]
 
 QWEN3_SPECIAL_TOKENS = (
     "<|im_start|>",
@@ -58,14 +58,6 @@ _TOOLS_FOOTER = (
 _GEN_PROMPT = "<|im_start|>assistant\n"
 _EMPTY_THINK = "<think>\n\n</think>\n\n"
 
-# A piece of rendered text: (text, message index, sampled, is_content).
-_Piece = tuple[str, int, bool, bool]
-
-
-def _tojson(value: Any) -> str:
-    # transformers' ``tojson`` filter: json.dumps with ensure_ascii=False and default separators.
-    return json.dumps(plain_json(value), ensure_ascii=False)
-
 
 def _last_query_index(msgs: Sequence[CheckedMessage]) -> int:
     for i in range(len(msgs) - 1, -1, -1):
@@ -81,7 +73,7 @@ def _is_user_query(m: CheckedMessage) -> bool:
     return m.role == "user" and not (m.content.startswith("<tool_response>") and m.content.endswith("</tool_response>"))
 
 
-class Qwen3Renderer:
+class Qwen3Renderer(PieceRenderer):
     """Renders Qwen3 conversations token-exactly with its chat template, and parses completions.
 
     ``enable_thinking=False`` adds the empty ``<think>\\n\\n</think>\\n\\n`` block to the generation
@@ -90,25 +82,18 @@ class Qwen3Renderer:
     its reasoning is non-empty).
     """
 
+    family = "Qwen3"
+
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise ValueError("Qwen3Renderer needs a fast (tokenizers-backed) tokenizer with offsets")
-        self.tokenizer = tokenizer
+        super().__init__(tokenizer)
         self.enable_thinking = enable_thinking
-        self._backend = backend
-        ids: dict[str, int] = {}
-        for tok in QWEN3_SPECIAL_TOKENS:
-            tid = backend.token_to_id(tok)
-            if tid is None:
-                raise ValueError(f"tokenizer lacks the Qwen3 token {tok!r}; it is not a Qwen3 tokenizer")
-            ids[tok] = int(tid)
+        ids = {tok: self._token_id(tok) for tok in QWEN3_SPECIAL_TOKENS}
         self._ids = ids
         self.im_start_id = ids["<|im_start|>"]
         self.im_end_id = ids["<|im_end|>"]
         self.endoftext_id = ids["<|endoftext|>"]
         self._gen_prompt_ids = self._encode(self._gen_prompt_text())
-        self._parser = QwenStyleParser(
+        self._parser = MarkerParser(
             decode=self._decode,
             stop_ids=frozenset((self.im_end_id, self.endoftext_id)),
             think_start_id=ids["<think>"],
@@ -118,49 +103,6 @@ class Qwen3Renderer:
         )
 
     # ------------------------------------------------------------------ protocol
-
-    @property
-    def supports_tools(self) -> bool:
-        return True
-
-    def render(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> RenderedTokens:
-        msgs = check_messages(messages)
-        pieces = self._pieces(msgs, tools, add_generation_prompt)
-        ids, idx, sampled, content = self._encode_pieces(pieces)
-        return RenderedTokens(
-            token_ids=ids,
-            message_indices=idx,
-            sampled_mask=sampled,
-            is_content=content,
-            message_roles=[m.role for m in msgs],
-        )
-
-    def render_ids(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> list[int]:
-        msgs = check_messages(messages)
-        return self._encode("".join(p[0] for p in self._pieces(msgs, tools, add_generation_prompt)))
-
-    def render_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        """The rendered string (what the chat template would produce)."""
-        msgs = check_messages(messages)
-        return "".join(p[0] for p in self._pieces(msgs, tools, add_generation_prompt))
 
     def parse_response(
         self, token_ids: Sequence[int], *, tools: Sequence[ToolSpecLike] | None = None
@@ -197,34 +139,17 @@ class Qwen3Renderer:
         msgs = check_messages(new_messages)
         if any(m.role == "assistant" for m in msgs):
             return None
-        completion = list(previous_completion_ids)
-        for pos, tok in enumerate(completion):
-            if tok == self.im_end_id:
-                completion = completion[: pos + 1]
-                break
-            if tok == self.endoftext_id:
-                completion = [*completion[:pos], self.im_end_id]
-                break
-        else:
-            completion.append(self.im_end_id)
+        completion = cut_completion(previous_completion_ids, self.im_end_id, (self.endoftext_id,))
         prior = prompt + completion
         if any(_is_user_query(m) for m in msgs) and self._ids["</think>"] in prior:
             return None
         if self._last_turn_has_empty_think(prompt, completion):
             return None  # the template keeps an empty <think> block only on the final message
 
-        pieces: list[_Piece] = [("\n", -1, False, False)]
+        pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, start=0, last_query_index=-1, first_is_header=False))
         pieces.extend(self._gen_prompt_pieces())
-        ids, idx, _sampled, content = self._encode_pieces(pieces)
-        k = len(prior)
-        return RenderedTokens(
-            token_ids=prior + ids,
-            message_indices=[-1] * k + idx,
-            sampled_mask=[False] * (k + len(ids)),
-            is_content=[False] * k + content,
-            message_roles=[m.role for m in msgs],
-        )
+        return self._bridge(prior, pieces, msgs)
 
     def _last_turn_has_empty_think(self, prompt: list[int], completion: list[int]) -> bool:
         start = len(prompt) - 1 - prompt[::-1].index(self.im_start_id) if self.im_start_id in prompt else 0
@@ -244,29 +169,26 @@ class Qwen3Renderer:
     def _gen_prompt_text(self) -> str:
         return _GEN_PROMPT + ("" if self.enable_thinking else _EMPTY_THINK)
 
-    def _gen_prompt_pieces(self) -> list[_Piece]:
-        return [(self._gen_prompt_text(), -1, False, False)]
+    def _gen_prompt_pieces(self) -> list[Piece]:
+        return [Piece(self._gen_prompt_text(), -1)]
 
     def _pieces(
-        self, msgs: list[CheckedMessage], tools: Sequence[ToolSpecLike] | None, add_generation_prompt: bool
-    ) -> list[_Piece]:
-        tool_list = list(tools or ())
-        for t, tool in enumerate(tool_list):
-            normalize_tool_spec(tool, t)  # validation only: the template renders each tool as given
-        pieces: list[_Piece] = []
+        self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike], add_generation_prompt: bool
+    ) -> list[Piece]:
+        pieces: list[Piece] = []
         has_system = msgs[0].role == "system"
         if tool_list:
             owner = 0 if has_system else -1
-            pieces.append(("<|im_start|>system\n", owner, False, False))
+            pieces.append(Piece("<|im_start|>system\n", owner, False, False))
             if has_system:
-                pieces.append((msgs[0].content, 0, False, True))
-                pieces.append(("\n\n", 0, False, False))
-            body = _TOOLS_HEADER + "".join("\n" + _tojson(t) for t in tool_list) + _TOOLS_FOOTER
-            pieces.append((body, owner, False, False))
+                pieces.append(Piece(msgs[0].content, 0, False, True))
+                pieces.append(Piece("\n\n", 0, False, False))
+            body = _TOOLS_HEADER + "".join("\n" + tojson(t) for t in tool_list) + _TOOLS_FOOTER
+            pieces.append(Piece(body, owner, False, False))
         elif has_system:
-            pieces.append(("<|im_start|>system\n", 0, False, False))
-            pieces.append((msgs[0].content, 0, False, True))
-            pieces.append(("<|im_end|>\n", 0, False, False))
+            pieces.append(Piece("<|im_start|>system\n", 0, False, False))
+            pieces.append(Piece(msgs[0].content, 0, False, True))
+            pieces.append(Piece("<|im_end|>\n", 0, False, False))
         pieces.extend(
             self._message_pieces(msgs, start=0, last_query_index=_last_query_index(msgs), first_is_header=True)
         )
@@ -276,29 +198,29 @@ class Qwen3Renderer:
 
     def _message_pieces(
         self, msgs: list[CheckedMessage], *, start: int, last_query_index: int, first_is_header: bool
-    ) -> list[_Piece]:
-        out: list[_Piece] = []
+    ) -> list[Piece]:
+        out: list[Piece] = []
         n = len(msgs)
         for i, m in enumerate(msgs):
             j = start + i
             if m.role == "user" or (m.role == "system" and not (i == 0 and first_is_header)):
-                out.append((f"<|im_start|>{m.role}\n", j, False, False))
-                out.append((m.content, j, False, True))
-                out.append(("<|im_end|>\n", j, False, False))
+                out.append(Piece(f"<|im_start|>{m.role}\n", j, False, False))
+                out.append(Piece(m.content, j, False, True))
+                out.append(Piece("<|im_end|>\n", j, False, False))
             elif m.role == "assistant":
                 out.extend(self._assistant_pieces(m, j, keep_think_ok=i > last_query_index, is_last=i == n - 1))
             elif m.role == "tool":
                 if i == 0 or msgs[i - 1].role != "tool":
-                    out.append(("<|im_start|>user", j, False, False))
-                out.append(("\n<tool_response>\n", j, False, False))
-                out.append((m.content, j, False, True))
-                out.append(("\n</tool_response>", j, False, False))
+                    out.append(Piece("<|im_start|>user", j, False, False))
+                out.append(Piece("\n<tool_response>\n", j, False, False))
+                out.append(Piece(m.content, j, False, True))
+                out.append(Piece("\n</tool_response>", j, False, False))
                 if i == n - 1 or msgs[i + 1].role != "tool":
-                    out.append(("<|im_end|>\n", j, False, False))
+                    out.append(Piece("<|im_end|>\n", j, False, False))
         return out
 
     @staticmethod
-    def _assistant_pieces(m: CheckedMessage, j: int, *, keep_think_ok: bool, is_last: bool) -> list[_Piece]:
+    def _assistant_pieces(m: CheckedMessage, j: int, *, keep_think_ok: bool, is_last: bool) -> list[Piece]:
         content = m.content
         reasoning = ""
         if m.reasoning is not None:
@@ -306,50 +228,69 @@ class Qwen3Renderer:
         elif "</think>" in content:
             reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
             content = content.split("</think>")[-1].lstrip("\n")
-        out: list[_Piece] = [("<|im_start|>assistant\n", j, False, False)]
+        out: list[Piece] = [Piece("<|im_start|>assistant\n", j)]
         if keep_think_ok and (is_last or reasoning):
-            out.append(("<think>\n", j, True, True))
-            out.append((reasoning.strip("\n"), j, True, True))
-            out.append(("\n</think>\n\n", j, True, True))
-            out.append((content.lstrip("\n"), j, True, True))
+            out.append(Piece("<think>\n", j, True, True))
+            out.append(Piece(reasoning.strip("\n"), j, True, True))
+            out.append(Piece("\n</think>\n\n", j, True, True))
+            out.append(Piece(content.lstrip("\n"), j, True, True))
         else:
-            out.append((content, j, True, True))
+            out.append(Piece(content, j, True, True))
         for k, call in enumerate(m.tool_calls):
             if k > 0 or content:
-                out.append(("\n", j, True, True))
-            args = call.arguments if isinstance(call.arguments, str) else _tojson(call.arguments)
+                out.append(Piece("\n", j, True, True))
+            args = call.arguments if isinstance(call.arguments, str) else tojson(call.arguments)
             out.append(
-                ('<tool_call>\n{"name": "' + call.name + '", "arguments": ' + args + "}\n</tool_call>", j, True, True)
+                Piece(
+                    '<tool_call>\n{"name": "' + call.name + '", "arguments": ' + args + "}\n</tool_call>", j, True, True
+                )
             )
-        out.append(("<|im_end|>", j, True, True))
-        out.append(("\n", j, False, False))
+        out.append(Piece("<|im_end|>", j, True, True))
+        out.append(Piece("\n", j, False, False))
         return out
 
-    # ------------------------------------------------------------------ encoding
 
-    def _encode(self, text: str) -> list[int]:
-        return list(self._backend.encode(text, add_special_tokens=False).ids)
+def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Qwen3Renderer:
+    if options:
+        raise ValueError(f"chat_template_kwargs: Qwen3Renderer does not support {sorted(options)}")
+    return Qwen3Renderer(tokenizer, enable_thinking=enable_thinking)
 
-    def _decode(self, ids: list[int]) -> str:
-        return str(self._backend.decode(ids, skip_special_tokens=False))
 
-    def _encode_pieces(self, pieces: list[_Piece]) -> tuple[list[int], list[int], list[bool], list[bool]]:
-        starts: list[int] = []
-        pos = 0
-        kept: list[_Piece] = []
-        for p in pieces:
-            if p[0]:
-                starts.append(pos)
-                kept.append(p)
-                pos += len(p[0])
-        enc = self._backend.encode("".join(p[0] for p in kept), add_special_tokens=False)
-        ids = list(enc.ids)
-        idx: list[int] = []
-        sampled: list[bool] = []
-        content: list[bool] = []
-        for begin, _end in enc.offsets:
-            p = kept[bisect.bisect_right(starts, begin) - 1]
-            idx.append(p[1])
-            sampled.append(p[2])
-            content.append(p[3])
-        return ids, idx, sampled, content
+_PROBE_TOOLS = (
+    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
+)
+
+# A Qwen3-vocabulary tokenizer whose own template disagrees on any of these (QwQ, Qwen3-2507, Qwen3.5 with its
+# different ids) is not claimed.
+FAMILY = Family(
+    name="qwen3",
+    marker_tokens=QWEN3_SPECIAL_TOKENS,
+    build=_build,
+    probes=(
+        Probe(
+            [
+                {"role": "system", "content": "S"},
+                {"role": "user", "content": "Q1"},
+                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
+                {"role": "user", "content": "Q2"},
+                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
+            ],
+            add_generation_prompt=False,
+        ),
+        Probe(
+            [
+                {"role": "user", "content": "Q"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "reasoning_content": "R",
+                    "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
+                },
+                {"role": "tool", "content": "T1"},
+                {"role": "tool", "content": "T2"},
+            ],
+            tools=_PROBE_TOOLS,
+        ),
+    ),
+    template_kwargs=lambda thinking: {"enable_thinking": thinking},
+)

@@ -1,0 +1,26 @@
+"""Native renderers, one module per model family, and the list ``create_renderer`` recognises them from.
+
+Each family module holds its renderer (a :class:`~renderers.families.pieces.PieceRenderer`), its completion
+parser rules and a ``FAMILY`` entry (:class:`~renderers.families.registry.Family`) with the special tokens and
+probe conversations that identify it. ``FAMILIES`` is tried in order; the first family whose tokens are in the
+vocabulary and whose probes render like the tokenizer's own template wins.
+"""
+
+from __future__ import annotations
+
+from renderers.families import qwen3
+from renderers.families.registry import Family, Probe, Verdict
+
+__all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
+
+# Order matters only where vocabularies overlap: the more specific template first.
+FAMILIES: tuple[Family, ...] = (qwen3.FAMILY,)
+
+
+def family_named(name: str) -> Family:
+    """The family called ``name``; a ``ValueError`` listing the known names otherwise."""
+    for fam in FAMILIES:
+        if fam.name == name:
+            return fam
+    known = ", ".join(repr(f.name) for f in FAMILIES)
+    raise ValueError(f"renderer: unknown renderer {name!r} (expected 'auto', 'chat_template' or one of {known})")

@@ -1,0 +1,185 @@
+"""The machinery every native renderer shares: lay the chat template's text out as attributed pieces,
+encode it in one tokenizer pass, and give each token the attributes of the piece its first character is in.
+
+A family renderer subclasses :class:`PieceRenderer` and writes ``_pieces()``: the exact text its chat
+template produces, cut into :class:`Piece` s that say which message each stretch of text belongs to, whether the
+model samples it, and whether it is message text rather than template scaffolding. Encoding the joined text in
+one pass (instead of piece by piece) gives the ids ``apply_chat_template(..., tokenize=True)`` gives: BPE merges
+across piece boundaries happen exactly as they do on the template's string. A token whose characters straddle
+two pieces takes the attributes of the piece it starts in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from renderers._messages import CheckedMessage, check_messages, plain_json
+from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike, normalize_tool_spec
+
+__all__ = ["Piece", "PieceRenderer", "cut_completion", "tojson"]
+
+
+class Piece(NamedTuple):
+    """A stretch of rendered text and its attribution (see :class:`~renderers.types.RenderedTokens`)."""
+
+    text: str
+    message: int  # index of the caller's message, -1 for scaffolding outside any message
+    sampled: bool = False
+    content: bool = False
+
+
+def tojson(value: Any, **kwargs: Any) -> str:
+    """transformers' ``tojson`` filter: ``json.dumps`` with ``ensure_ascii=False`` (other options as given)."""
+    return json.dumps(plain_json(value), ensure_ascii=False, **kwargs)
+
+
+def cut_completion(completion: Sequence[int], end_of_turn: int, other_stops: Iterable[int] = ()) -> list[int]:
+    """The completion up to and including its first ``end_of_turn`` token, as the template would close it.
+
+    A completion that stopped on one of ``other_stops`` (for example end-of-text), or that was truncated, gets
+    ``end_of_turn`` in place of the rest: that is the turn a full re-render of the parsed message would close.
+    """
+    stops = frozenset(other_stops)
+    out: list[int] = []
+    for tok in completion:
+        if tok == end_of_turn:
+            out.append(tok)
+            return out
+        if tok in stops:
+            break
+        out.append(tok)
+    out.append(end_of_turn)
+    return out
+
+
+class PieceRenderer:
+    """Base of the native renderers: ``render``/``render_ids``/``render_text`` from ``_pieces()``.
+
+    Subclasses set ``family`` (a display name for errors), call ``super().__init__(tokenizer)``, look their
+    special tokens up with :meth:`_token_id`, and implement ``_pieces``, ``parse_response``,
+    ``get_stop_token_ids`` and ``bridge_to_next_turn``.
+    """
+
+    family = "native"
+
+    def __init__(self, tokenizer: Any) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError(f"{type(self).__name__} needs a fast (tokenizers-backed) tokenizer with offsets")
+        self.tokenizer = tokenizer
+        self._backend = backend
+
+    # ------------------------------------------------------------------ protocol
+
+    @property
+    def supports_tools(self) -> bool:
+        return True
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpecLike] | None = None,
+        add_generation_prompt: bool = False,
+    ) -> RenderedTokens:
+        msgs = check_messages(messages)
+        ids, idx, sampled, content = self._encode_pieces(self._pieces(msgs, self._tools(tools), add_generation_prompt))
+        return RenderedTokens(
+            token_ids=ids,
+            message_indices=idx,
+            sampled_mask=sampled,
+            is_content=content,
+            message_roles=[m.role for m in msgs],
+        )
+
+    def render_ids(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpecLike] | None = None,
+        add_generation_prompt: bool = False,
+    ) -> list[int]:
+        return self._encode(self.render_text(messages, tools=tools, add_generation_prompt=add_generation_prompt))
+
+    def render_text(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpecLike] | None = None,
+        add_generation_prompt: bool = False,
+    ) -> str:
+        """The rendered string (what the chat template would produce)."""
+        msgs = check_messages(messages)
+        return "".join(p.text for p in self._pieces(msgs, self._tools(tools), add_generation_prompt))
+
+    def parse_response(
+        self, token_ids: Sequence[int], *, tools: Sequence[ToolSpecLike] | None = None
+    ) -> ParsedResponse:
+        raise NotImplementedError
+
+    def get_stop_token_ids(self) -> list[int]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _pieces(
+        self, msgs: list[CheckedMessage], tools: list[ToolSpecLike], add_generation_prompt: bool
+    ) -> list[Piece]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _tools(tools: Sequence[ToolSpecLike] | None) -> list[ToolSpecLike]:
+        """The tools as given (templates render each tool as it is), each checked to be a named tool."""
+        tool_list = list(tools or ())
+        for t, tool in enumerate(tool_list):
+            normalize_tool_spec(tool, t)
+        return tool_list
+
+    def _token_id(self, token: str) -> int:
+        """The id of a special token this family needs; a clear error when the vocabulary lacks it."""
+        tid = self._backend.token_to_id(token)
+        if tid is None:
+            raise ValueError(f"tokenizer lacks the {self.family} token {token!r}; it is not a {self.family} tokenizer")
+        return int(tid)
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._backend.encode(text, add_special_tokens=False).ids)
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return str(self._backend.decode(list(ids), skip_special_tokens=False))
+
+    def _encode_pieces(self, pieces: Iterable[Piece]) -> tuple[list[int], list[int], list[bool], list[bool]]:
+        """Encode the joined text once; attribute each token to the piece holding its first character."""
+        starts: list[int] = []
+        kept: list[Piece] = []
+        pos = 0
+        for p in pieces:
+            if p.text:
+                starts.append(pos)
+                kept.append(p)
+                pos += len(p.text)
+        enc = self._backend.encode("".join(p.text for p in kept), add_special_tokens=False)
+        idx: list[int] = []
+        sampled: list[bool] = []
+        content: list[bool] = []
+        for begin, _end in enc.offsets:
+            p = kept[bisect.bisect_right(starts, begin) - 1]
+            idx.append(p.message)
+            sampled.append(p.sampled)
+            content.append(p.content)
+        return list(enc.ids), idx, sampled, content
+
+    def _bridge(self, prior: list[int], pieces: Iterable[Piece], msgs: Sequence[CheckedMessage]) -> RenderedTokens:
+        """``prior`` ids kept as they are, followed by ``pieces`` encoded with their attribution."""
+        ids, idx, _sampled, content = self._encode_pieces(pieces)
+        k = len(prior)
+        return RenderedTokens(
+            token_ids=prior + ids,
+            message_indices=[-1] * k + idx,
+            sampled_mask=[False] * (k + len(ids)),
+            is_content=[False] * k + content,
+            message_roles=[m.role for m in msgs],
+        )
