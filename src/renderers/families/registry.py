@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderers.protocol import Renderer
+from renderers.types import Message, ToolSpecLike
 
 __all__ = ["Family", "Probe", "Verdict"]
 
@@ -21,8 +22,8 @@ __all__ = ["Family", "Probe", "Verdict"]
 class Probe:
     """A conversation rendered by both the native renderer and the tokenizer's template."""
 
-    messages: Sequence[Mapping[str, Any]]
-    tools: Sequence[Mapping[str, Any]] | None = None
+    messages: Sequence[Message]
+    tools: Sequence[ToolSpecLike] | None = None
     add_generation_prompt: bool = True
 
 
@@ -84,7 +85,7 @@ class Family:
                 return Verdict(self.name, None, f"its chat template failed on probe {n}: {exc}")
             got = renderer.render_ids(
                 probe.messages, tools=probe.tools, add_generation_prompt=probe.add_generation_prompt
-            )  # type: ignore[arg-type]
+            )
             if [int(t) for t in expected] != got:
                 return Verdict(self.name, None, f"its chat template renders probe {n} differently")
         return Verdict(self.name, renderer)
