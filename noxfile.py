@@ -57,6 +57,22 @@ def run_pytest(session: nox.Session, *args: str) -> None:
         raise
 
 
+PEER_RENDERERS = "renderers==0.1.12"
+# What the peer's family renderers import besides itself (its pydantic configs, gpt-oss's harmony); module names
+# that do not collide with this project's.
+PEER_DEPENDENCIES = ("prime-pydantic-config==0.4.3", "openai-harmony==0.0.8")
+
+
+def install_peer(session: nox.Session) -> Path:
+    """Install the published peer into a ``--target`` folder of this session (never on sys.path); return it."""
+    session.install(*PEER_DEPENDENCIES)
+    peer_dir = Path(session.create_tmp()) / "peer-renderers-0.1.12"
+    if not (peer_dir / "renderers" / "client.py").is_file():
+        shutil.rmtree(peer_dir, ignore_errors=True)
+        session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
+    return peer_dir
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
@@ -76,6 +92,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and conformance tests against the in-process mocks (no real servers)."""
     install_project(session, "test")
+    session.env["RENDERERS_BENCH_PEER_DIR"] = str(install_peer(session))  # the family differential's peer
     run_pytest(session, "-m", DEFAULT_SELECTION, *session.posargs)
 
 
@@ -369,7 +386,6 @@ def conformance(session: nox.Session) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Benchmarks (opt-in; a few minutes of both cores: run it on a machine nobody else is measuring on).
 
-PEER_RENDERERS = "renderers==0.1.12"
 
 
 @nox.session(python=PYTHON, default=False)
@@ -382,10 +398,7 @@ def bench(session: nox.Session) -> None:
     """
     install_project(session, "test")
     session.install("matplotlib", "psutil")
-    peer_dir = Path(session.create_tmp()) / "peer-renderers-0.1.12"
-    if not (peer_dir / "renderers" / "client.py").is_file():
-        shutil.rmtree(peer_dir, ignore_errors=True)
-        session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
+    peer_dir = install_peer(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"RENDERERS_BENCH_PEER_DIR": str(peer_dir)})
 
 
