@@ -387,7 +387,6 @@ def conformance(session: nox.Session) -> None:
 # Benchmarks (opt-in; a few minutes of both cores: run it on a machine nobody else is measuring on).
 
 
-
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: writes docs/benchmarks.md and docs/benchmarks.png (about 3-5 minutes).
