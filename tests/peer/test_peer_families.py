@@ -14,76 +14,41 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from benchmarks.peer import load_peer_module
-from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
-from tests.helpers.conversations import assistant_messages, conversations, plain_text, tool_specs
-from tests.helpers.qwen3_tokenizer import template_ids, upstream_qwen3_tokenizer
+from tests.helpers.conversations import assistant_messages, conversations, plain_text, text_with, tool_specs
+from tests.helpers.family_cases import FAMILY_CASES, FamilyCase, peer_renderer
+from tests.helpers.offline_tokenizers import template_ids
 from tests.peer.conftest import AGREEMENT
-
-
-@dataclass(frozen=True)
-class PeerCase:
-    """One family as both projects render it, and how to draw conversations its template accepts."""
-
-    family: str
-    tokenizer: Callable[[], Any]
-    ours: Callable[[Any], Renderer]
-    peer_module: str
-    peer_class: str
-    conversations: st.SearchStrategy[list[dict[str, Any]]]
-    assistants: st.SearchStrategy[dict[str, Any]]
-    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    peer_config: Mapping[str, Any] = field(default_factory=dict)
-
-
-CASES: dict[str, PeerCase] = {
-    "qwen3": PeerCase(
-        family="qwen3",
-        tokenizer=upstream_qwen3_tokenizer,
-        ours=lambda tok: Qwen3Renderer(tok),
-        peer_module="qwen3",
-        peer_class="Qwen3Renderer",
-        conversations=conversations(),
-        assistants=assistant_messages(plain_text),
-        template_kwargs={"enable_thinking": True},
-    ),
-}
 
 _built: dict[str, tuple[Any, Renderer, Any]] = {}
 
 
-def _sides(case: PeerCase) -> tuple[Any, Renderer, Any]:
+def _sides(case: FamilyCase) -> tuple[Any, Renderer, Any]:
     if case.family not in _built:
         tok = case.tokenizer()
-        module = load_peer_module(case.peer_module)
-        peer_cls = getattr(module, case.peer_class)
-        config_cls = getattr(peer_cls, "_config_cls", None) or getattr(
-            load_peer_module("configs"), case.peer_class + "Config"
-        )
-        peer = peer_cls(tok, config_cls(**case.peer_config))
-        _built[case.family] = (tok, case.ours(tok), peer)
+        _built[case.family] = (tok, case.ours(tok), peer_renderer(case, tok))
     return _built[case.family]
+
+
+WITH_PEER = sorted(name for name, case in FAMILY_CASES.items() if case.peer_module is not None)
 
 
 def _count(family: str, what: str, outcome: str) -> None:
     AGREEMENT.setdefault((family, what), Counter())[outcome] += 1
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", WITH_PEER)
 @given(data=st.data())
 def test_render_ids_equal_template_and_compare_peer(name: str, data: st.DataObject) -> None:
-    case = CASES[name]
+    case = FAMILY_CASES[name]
     tok, ours, peer = _sides(case)
-    msgs = data.draw(case.conversations, label="messages")
+    msgs = data.draw(conversations(text_with(case.special), case.args_form), label="messages")
     tools = data.draw(tool_specs(), label="tools")
     gen = data.draw(st.booleans(), label="add_generation_prompt")
     truth = template_ids(tok, msgs, tools=tools, add_generation_prompt=gen, **case.template_kwargs)
@@ -101,17 +66,17 @@ def _calls(parsed: Any) -> list[tuple[str | None, Any, str]]:
     return [(c.name, c.arguments, str(c.status)) for c in parsed.tool_calls]
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", WITH_PEER)
 @given(data=st.data())
 def test_parse_round_trip_and_compare_peer(name: str, data: st.DataObject) -> None:
-    case = CASES[name]
-    _tok, ours, peer = _sides(case)
-    msg = data.draw(case.assistants, label="assistant")
+    case = FAMILY_CASES[name]
+    tok, ours, peer = _sides(case)
+    msg = data.draw(assistant_messages(plain_text, case.args_form), label="assistant")
     rendered = ours.render([{"role": "user", "content": "q"}, msg])  # type: ignore[list-item]
     sampled = [t for t, s in zip(rendered.token_ids, rendered.sampled_mask, strict=True) if s]
     mine = ours.parse_response(sampled)
     expected = [
-        (c["function"]["name"], _json_or_value(c["function"]["arguments"]), "ok") for c in msg.get("tool_calls", [])
+        (c["function"]["name"], _as_tokenized(tok, c["function"]["arguments"]), "ok") for c in msg.get("tool_calls", [])
     ]
     assert _calls(mine) == expected
     try:
@@ -129,11 +94,14 @@ def test_parse_round_trip_and_compare_peer(name: str, data: st.DataObject) -> No
     _count(name, "parse", f"{calls}, {content}")
 
 
-def _json_or_value(value: Any) -> Any:
-    """Arguments given as a JSON string come back decoded (the template writes the string verbatim)."""
-    if not isinstance(value, str):
-        return value
+def _as_tokenized(tok: Any, value: Any) -> Any:
+    """The arguments a round trip can give back: a JSON string comes back decoded (the template writes it
+    verbatim), and text passes through the tokenizer's normalizer (NFC for Qwen), as every rendered text does."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    normalizer = tok.backend_tokenizer.normalizer
+    if normalizer is not None:
+        text = normalizer.normalize_str(text)
     try:
-        return json.loads(value)
+        return json.loads(text)
     except ValueError:
-        return value
+        return text

@@ -1,0 +1,63 @@
+"""Every native family with its real tokenizer + template, its renderer, and the peer's renderer for it.
+
+One registry for the tests that go family by family (``tests/peer``) and for the render benchmark
+(``benchmarks/render.py``): adding a family here adds it to both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from renderers.families.qwen3 import Qwen3Renderer
+from renderers.protocol import Renderer
+from tests.helpers.conversations import SPECIAL_FRAGMENTS, ArgsForm
+from tests.helpers.qwen3_tokenizer import upstream_qwen3_tokenizer
+
+__all__ = ["FAMILY_CASES", "FamilyCase", "peer_renderer"]
+
+
+@dataclass(frozen=True)
+class FamilyCase:
+    """A family as the real template, this project and ``renderers==0.1.12`` render it.
+
+    ``tokenizer`` loads the real tokenizer carrying the real template (the truth); ``args_form`` is how the
+    template takes tool-call arguments; ``special`` are marker strings worth mixing into generated text;
+    ``template_kwargs`` go to ``apply_chat_template``; ``peer_module``/``peer_class``/``peer_config`` build the
+    peer's renderer (``None`` where the peer has none).
+    """
+
+    family: str
+    tokenizer: Callable[[], Any]
+    ours: Callable[[Any], Renderer]
+    peer_module: str | None
+    peer_class: str | None
+    args_form: ArgsForm = "any"
+    special: tuple[str, ...] = ()
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    peer_config: Mapping[str, Any] = field(default_factory=dict)
+
+
+FAMILY_CASES: dict[str, FamilyCase] = {
+    "qwen3": FamilyCase(
+        family="qwen3",
+        tokenizer=upstream_qwen3_tokenizer,
+        ours=lambda tok: Qwen3Renderer(tok),
+        peer_module="qwen3",
+        peer_class="Qwen3Renderer",
+        special=tuple(SPECIAL_FRAGMENTS),
+        template_kwargs={"enable_thinking": True},
+    ),
+}
+
+
+def peer_renderer(case: FamilyCase, tokenizer: Any) -> Any:
+    """The peer's renderer for ``case`` on ``tokenizer`` (``RuntimeError`` when the peer is not installed)."""
+    from benchmarks.peer import load_peer_module
+
+    if case.peer_module is None or case.peer_class is None:
+        raise RuntimeError(f"renderers==0.1.12 has no renderer for {case.family}")
+    cls = getattr(load_peer_module(case.peer_module), case.peer_class)
+    config_cls = getattr(cls, "_config_cls", None) or getattr(load_peer_module("configs"), case.peer_class + "Config")
+    return cls(tokenizer, config_cls(**case.peer_config))
