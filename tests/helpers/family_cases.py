@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
 from tests.helpers.conversations import SPECIAL_FRAGMENTS, ArgsForm
-from tests.helpers.qwen3_tokenizer import upstream_qwen3_tokenizer
+from tests.helpers.qwen3_tokenizer import qwen3_tokenizer_dir, upstream_qwen3_tokenizer
 
 __all__ = ["FAMILY_CASES", "FamilyCase", "peer_renderer"]
 
@@ -25,7 +26,8 @@ class FamilyCase:
     ``tokenizer`` loads the real tokenizer carrying the real template (the truth); ``args_form`` is how the
     template takes tool-call arguments; ``special`` are marker strings worth mixing into generated text;
     ``template_kwargs`` go to ``apply_chat_template``; ``peer_module``/``peer_class``/``peer_config`` build the
-    peer's renderer (``None`` where the peer has none).
+    peer's renderer (``None`` where the peer has none); ``folder`` is a tokenizer folder the mock servers can load
+    (``--tokenizer``) for multi-turn rollouts with this family's ids (``None``: not used there).
     """
 
     family: str
@@ -37,6 +39,7 @@ class FamilyCase:
     special: tuple[str, ...] = ()
     template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     peer_config: Mapping[str, Any] = field(default_factory=dict)
+    folder: Callable[[], Path] | None = None
 
 
 FAMILY_CASES: dict[str, FamilyCase] = {
@@ -48,6 +51,7 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         peer_class="Qwen3Renderer",
         special=tuple(SPECIAL_FRAGMENTS),
         template_kwargs={"enable_thinking": True},
+        folder=qwen3_tokenizer_dir,
     ),
 }
 
