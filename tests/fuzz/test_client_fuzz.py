@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from renderers.client.routed_experts import DTYPE_ITEMSIZE
-from renderers.client.transports import TRANSPORTS
-from renderers.client.wire import MAX_TOKEN_ID, VLLM_MISSING_LOGPROB, WireResult
+from renderers.client._parse import MAX_TOKEN_ID, VLLM_MISSING_LOGPROB, WireResult
+from renderers.client._routed_experts import DTYPE_ITEMSIZE
+from renderers.client._transports import TRANSPORTS
 from renderers.errors import (
     LogprobMismatchError,
     MalformedResponseError,

@@ -7,9 +7,9 @@ import orjson
 import pybase64
 import pytest
 
-from renderers.client.transports import TRANSPORTS
-from renderers.client.transports import base as base_mod
-from renderers.client.transports.base import _parse_fast, _parse_slow, parse_completion
+from renderers.client import _parse as base_mod
+from renderers.client._parse import _parse_fast, _parse_slow, parse_completion
+from renderers.client._transports import TRANSPORTS
 from renderers.errors import LogprobMismatchError, MalformedResponseError, ResponseError
 
 ROUTED = {"data": pybase64.b64encode(bytes(range(12))).decode(), "shape": [2, 3, 2], "start": 0, "dtype": "uint8"}
