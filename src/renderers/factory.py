@@ -6,7 +6,8 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from renderers.chat_template import ChatTemplateRenderer
 from renderers.pool import RendererPool
@@ -16,24 +17,26 @@ from renderers.qwen3 import Qwen3Renderer
 __all__ = ["create_renderer", "create_renderer_pool", "is_qwen3_tokenizer", "load_tokenizer"]
 
 # Token -> id in every Qwen3 (text) checkpoint.
-QWEN3_TOKEN_IDS: dict[str, int] = {
-    "<|endoftext|>": 151643,
-    "<|im_start|>": 151644,
-    "<|im_end|>": 151645,
-    "<tool_call>": 151657,
-    "</tool_call>": 151658,
-    "<tool_response>": 151665,
-    "</tool_response>": 151666,
-    "<think>": 151667,
-    "</think>": 151668,
-}
+QWEN3_TOKEN_IDS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "<|endoftext|>": 151643,
+        "<|im_start|>": 151644,
+        "<|im_end|>": 151645,
+        "<tool_call>": 151657,
+        "</tool_call>": 151658,
+        "<tool_response>": 151665,
+        "</tool_response>": 151666,
+        "<think>": 151667,
+        "</think>": 151668,
+    }
+)
 
 # Probe conversations: a Qwen3 tokenizer whose own chat template disagrees with Qwen3Renderer on any
 # of these (e.g. QwQ or Qwen3-2507, which share the vocabulary) gets the ChatTemplateRenderer instead.
-_PROBE_TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}}
-]
-_PROBES: list[tuple[list[dict[str, Any]], bool, bool]] = [
+_PROBE_TOOLS: Final[tuple[dict[str, Any], ...]] = (
+    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
+)
+_PROBES: Final[tuple[tuple[list[dict[str, Any]], bool, bool], ...]] = (
     (
         [
             {"role": "system", "content": "S"},
@@ -60,7 +63,7 @@ _PROBES: list[tuple[list[dict[str, Any]], bool, bool]] = [
         True,
         True,
     ),
-]
+)
 
 PathLike = str | os.PathLike[str]
 

@@ -1,8 +1,8 @@
 """Client under bad input: hypothesis-generated response bodies for both transports' shapes.
 
 Each body gives either the correct result or a ``ResponseError`` (the client's typed error) naming the field;
-never another exception, never a wrong result, never a hang. The short versions run in the default ``tests``
-session; the ``fuzz``-marked ones are the long run of ``nox -s fuzz``.
+never another exception, never a wrong result, never a hang. The example counts come from the hypothesis profile: a
+few dozen in the default ``tests`` session, 20,000 per property in ``nox -s fuzz`` (profile ``fuzz``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pybase64
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from renderers.client._parse import MAX_TOKEN_ID, VLLM_MISSING_LOGPROB, WireResult
@@ -34,8 +34,8 @@ from renderers.errors import (
 )
 from tests.fuzz.counter import count
 
-SHORT = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-LONG = settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+#: A parse is cheap: twice the examples of the loaded hypothesis profile (``nox -s fuzz`` loads ``fuzz``).
+PARSE = settings(max_examples=2 * settings.default.max_examples)
 PARSE_BOUND_S = 5.0  # "never a hang": one parse of a fuzz body (at most a few MB) takes far less
 
 SHAPES = ("vllm-prime", "vllm-0.32", "dynamo-engine", "dynamo-nvext")
@@ -213,8 +213,7 @@ def _valid(t: Truth, style: str, transport: str) -> None:
 
 _valid_args = {"t": truths(), "style": st.sampled_from(["compact", "indent", "spaced"]),
                "transport": st.sampled_from(["vllm", "dynamo"])}  # fmt: skip
-test_valid_bodies = SHORT(given(**_valid_args)(_valid))
-test_valid_bodies_long = pytest.mark.fuzz(LONG(given(**_valid_args)(_valid)))
+test_valid_bodies = PARSE(given(**_valid_args)(_valid))
 
 
 # ---- property 2: targeted corruptions give the named typed error -----------------------------------------------
@@ -328,8 +327,7 @@ def _corrupt(case: tuple[Truth, str, Any, type[ResponseError], str], transport: 
 
 
 _corrupt_args = {"case": corruptions(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_corruptions = SHORT(given(**_corrupt_args)(_corrupt))
-test_corruptions_long = pytest.mark.fuzz(LONG(given(**_corrupt_args)(_corrupt)))
+test_corruptions = PARSE(given(**_corrupt_args)(_corrupt))
 
 
 # ---- property 3: arbitrary edits of the tree, byte damage, duplicate keys: typed outcome, encodings agree -----
@@ -412,8 +410,7 @@ def _edit(case: tuple[Truth, Any, bool], transport: str) -> None:
 
 
 _edit_args = {"case": edits(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_tree_edits = SHORT(given(**_edit_args)(_edit))
-test_tree_edits_long = pytest.mark.fuzz(LONG(given(**_edit_args)(_edit)))
+test_tree_edits = PARSE(given(**_edit_args)(_edit))
 
 
 @st.composite
@@ -492,8 +489,7 @@ def _damage(case: tuple[Truth, bytes, str], transport: str) -> None:
 
 
 _damage_args = {"case": damaged(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_damaged_bytes = SHORT(given(**_damage_args)(_damage))
-test_damaged_bytes_long = pytest.mark.fuzz(LONG(given(**_damage_args)(_damage)))
+test_damaged_bytes = PARSE(given(**_damage_args)(_damage))
 
 
 def _arbitrary(body: bytes | Any, transport: str) -> None:
@@ -508,8 +504,7 @@ _arb_args = {
                       optional={"nvext": JSON, "request_id": JSON})),
     "transport": st.sampled_from(["vllm", "dynamo"]),
 }  # fmt: skip
-test_arbitrary_bodies = SHORT(given(**_arb_args)(_arbitrary))
-test_arbitrary_bodies_long = pytest.mark.fuzz(LONG(given(**_arb_args)(_arbitrary)))
+test_arbitrary_bodies = PARSE(given(**_arb_args)(_arbitrary))
 
 
 # ---- huge bodies -------------------------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""``generate()``: messages -> prompt ids -> engine -> exactly the engine's tokens, logprobs and routing."""
+"""``generate()``: messages -> prompt ids -> engine -> exactly the engine's tokens, logprobs and routing.
+
+``generate()`` checks and settles its arguments into one ``GenerateCall`` (``_call``) and hands it to
+``_generate(http, transport, renderer, call)``, which renders, caps the prompt length (``http.server_info``),
+sends through the transport (``_transports``) and parses the completion with the renderer. The package docstring
+(``renderers.client``) lists the whole path.
+"""
 
 from __future__ import annotations
 
@@ -98,8 +104,9 @@ async def generate(
       that sequence position on (trimmed client-side when the server returned the full sequence).
     - ``priority``: one meaning whatever the transport, vLLM's: **lower runs first** (the Dynamo transport
       converts to Dynamo's higher-is-more-important ``nvext.agent_hints.priority`` by negating).
-    - ``max_prompt_len``: pre-flight cap; when ``None`` it is discovered once per (server, model) from
-      ``GET /v1/models``. A longer prompt raises ``OverlongPromptError`` before anything is sent.
+    - ``max_prompt_len``: pre-flight cap; when ``None`` it is discovered once per model from ``GET /v1/models``
+      and kept on the client object (its ``ServerInfo``). A longer prompt raises ``OverlongPromptError`` before
+      anything is sent.
     - ``timeout``: seconds for this request (``None``: the client's default), per attempt.
     - ``retries``: off by default. An int N sends the request again up to N times, with capped exponential
       backoff and jitter (``RetryPolicy(retries=N)``; pass a ``renderers.client.RetryPolicy`` to tune it),

@@ -18,6 +18,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
@@ -27,7 +28,9 @@ from renderers.errors import EngineConnectionError, EngineTimeoutError, Generate
 
 __all__ = ["JSON_HEADERS", "HTTPClient", "HttpxAdapter", "OpenAIAdapter", "RawResponse", "as_http_client", "root_url"]
 
-JSON_HEADERS: Final[Mapping[str, str]] = {"Content-Type": "application/json", "Accept": "application/json"}
+JSON_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
+    {"Content-Type": "application/json", "Accept": "application/json"}
+)
 
 
 @dataclass(frozen=True, slots=True)

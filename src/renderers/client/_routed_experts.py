@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import io
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
@@ -29,9 +30,9 @@ from renderers.errors import RoutedExpertsError
 __all__ = ["DTYPE_ITEMSIZE", "RoutedExperts", "routed_experts_from_wire"]
 
 #: dtype name -> bytes per element. Anything else is rejected.
-DTYPE_ITEMSIZE: Final[Mapping[str, int]] = {"uint8": 1, "uint16": 2, "int16": 2, "int32": 4}
+DTYPE_ITEMSIZE: Final[Mapping[str, int]] = MappingProxyType({"uint8": 1, "uint16": 2, "int16": 2, "int32": 4})
 # Explicit little-endian numpy dtypes (the producers serialize native little-endian arrays).
-_NP_DTYPE: Final[Mapping[str, str]] = {"uint8": "u1", "uint16": "<u2", "int16": "<i2", "int32": "<i4"}
+_NP_DTYPE: Final[Mapping[str, str]] = MappingProxyType({"uint8": "u1", "uint16": "<u2", "int16": "<i2", "int32": "<i4"})
 
 
 def _b64_len(n_bytes: int) -> int:
