@@ -72,9 +72,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the library, the mock servers and the noxfile."""
+    """mypy --strict over the library, the mock servers, the tests, the benchmarks and the noxfile."""
     install_project(session, "typecheck")
-    session.run("mypy", "src/renderers", "mockservers", "noxfile.py")
+    session.run("mypy", "src/renderers", "mockservers", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PYTHON)

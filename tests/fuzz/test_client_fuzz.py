@@ -35,7 +35,7 @@ from renderers.errors import (
 from tests.fuzz.counter import count
 
 #: A parse is cheap: twice the examples of the loaded hypothesis profile (``nox -s fuzz`` loads ``fuzz``).
-PARSE = settings(max_examples=2 * settings.default.max_examples)
+PARSE = settings(max_examples=2 * settings().max_examples)
 PARSE_BOUND_S = 5.0  # "never a hang": one parse of a fuzz body (at most a few MB) takes far less
 
 SHAPES = ("vllm-prime", "vllm-0.32", "dynamo-engine", "dynamo-nvext")
@@ -90,6 +90,7 @@ def _routed_object(t: Truth) -> dict[str, Any]:
 
 
 def _npy(t: Truth) -> str:
+    assert t.routed is not None
     buf = io.BytesIO()
     np.save(buf, t.routed, allow_pickle=False)
     return pybase64.b64encode(buf.getvalue()).decode()
@@ -98,8 +99,8 @@ def _npy(t: Truth) -> str:
 def build_doc(t: Truth) -> dict[str, Any]:
     """A valid body in the given shape, as the server would send it."""
     if t.shape == "vllm-prime":
-        content = [{"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
-                   for i, lp in zip(t.ids, t.logprobs, strict=True)]  # fmt: skip
+        content: list[dict[str, Any]] = [{"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
+                                         for i, lp in zip(t.ids, t.logprobs, strict=True)]  # fmt: skip
         choice: dict[str, Any] = {"index": 0, "logprobs": {"content": content}, "finish_reason": t.finish,
                                   "token_ids": t.ids, "routed_experts": None}  # fmt: skip
         if t.routed is not None:
@@ -368,7 +369,7 @@ def _relevant(path: tuple[Any, ...], t: Truth) -> bool:
 def edits(draw: st.DrawFn) -> tuple[Truth, Any, bool]:
     """A valid body with 1-3 random edits (replace, delete, insert); ``True`` when every edit is irrelevant."""
     t = draw(truths())
-    doc = build_doc(t)
+    doc: Any = build_doc(t)  # any JSON value once an edit replaces the root
     irrelevant = True
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(doc)))
@@ -438,7 +439,7 @@ def damaged(draw: st.DrawFn) -> tuple[Truth, bytes, str]:
     else:
         # the routed experts text with an escape in it (same characters, decoded by the JSON layer)
         pos = raw.find(b'"data":"')
-        if pos >= 0 and raw[pos + 8 : pos + 9] not in (b'"', b""):
+        if pos >= 0 and bytes(raw[pos + 8 : pos + 9]) not in (b'"', b""):
             raw[pos + 8 : pos + 9] = b"\\u%04x" % raw[pos + 8]
     return t, bytes(raw), kind
 

@@ -27,7 +27,7 @@ from renderers.testing.strategies import Case, MoeSettings, cases, moe_settings
 SHARED_KEYS = ("temperature", "seed", "min_tokens", "ignore_eos", "top_p", "top_k", "min_p", "presence_penalty",
                "frequency_penalty", "repetition_penalty", "detokenize", "skip_special_tokens",
                "top_logprobs")  # fmt: skip
-MORE = settings(max_examples=settings.default.max_examples * 4)
+MORE = settings(max_examples=settings().max_examples * 4)
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int16": np.int16, "int32": np.int32}
 
 

@@ -4,6 +4,8 @@ response began, capped exponential backoff with jitter, ``Retry-After`` honoured
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -79,11 +81,11 @@ def _reset() -> EngineConnectionError:
     return err
 
 
-OUTCOMES = {
+OUTCOMES: dict[str, Callable[[], BaseException | RawResponse]] = {
     "refused": _refused,
     "reset": _reset,
     "timeout": lambda: EngineTimeoutError("no complete response after 1 s"),
-    **{f"status{s}": (lambda s=s: RawResponse(s, b"{}", None, "u")) for s in (200, 400, 429, 500, 502, 503, 529)},
+    **{f"status{s}": functools.partial(RawResponse, s, b"{}", None, "u") for s in (200, 400, 429, 500, 502, 503, 529)},
 }
 RETRYABLE = {"refused", "status429", "status503", "status529"}
 

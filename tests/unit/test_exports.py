@@ -27,7 +27,7 @@ def test_lazy_exports_are_the_defining_modules_objects() -> None:
 
 def test_unknown_attribute_raises_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = renderers.no_such_name  # type: ignore[attr-defined]
+        _ = renderers.no_such_name
 
 
 def test_importing_renderers_does_not_import_the_http_stack() -> None:

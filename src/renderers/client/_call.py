@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
+import numpy.typing as npt
 import orjson
 
 from renderers.types import Message, ToolSpecLike
 
-__all__ = ["PRIORITY_BOUND", "SETTLED_KEYS", "GenerateCall", "WireRequest", "checked_prompt_ids"]
+__all__ = ["PRIORITY_BOUND", "SETTLED_KEYS", "GenerateCall", "PromptIds", "WireRequest", "checked_prompt_ids"]
+
+#: The caller's prompt ids: a sequence of ints, or a 1-D integer numpy array (converted with ``tolist()``).
+PromptIds: TypeAlias = Sequence[int] | npt.NDArray[Any]
 
 #: ``priority`` must fit a signed 32-bit int once negated (Dynamo's ``agent_hints.priority`` is an i32), and the
 #: same bound applies on every transport so one priority gives one outcome whichever carries it.
@@ -51,7 +55,7 @@ def _prompt_id_error(ids: list[Any]) -> ValueError | None:
     return None
 
 
-def checked_prompt_ids(prompt_ids: Sequence[int]) -> tuple[list[int], bytes | None]:
+def checked_prompt_ids(prompt_ids: PromptIds) -> tuple[list[int], bytes | None]:
     """The caller's ids as a ``list[int]`` (every id a non-negative int), and their JSON text when it came for free.
 
     The check runs at C speed: orjson encodes the list (anything but ints, bools and enums fails or prints a
@@ -116,7 +120,7 @@ class GenerateCall:
 
     model: str
     messages: Sequence[Message]
-    prompt_ids: Sequence[int] | None
+    prompt_ids: PromptIds | None
     prompt_attribution: Any
     tools: Sequence[ToolSpecLike] | None
     #: The caller's sampling parameters without the ``SETTLED_KEYS``.
@@ -134,7 +138,7 @@ class GenerateCall:
         *,
         model: str,
         messages: Sequence[Message] = (),
-        prompt_ids: Sequence[int] | None = None,
+        prompt_ids: PromptIds | None = None,
         prompt_attribution: Any = None,
         tools: Sequence[ToolSpecLike] | None = None,
         sampling_params: Mapping[str, Any] | None = None,

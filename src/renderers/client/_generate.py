@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
-from renderers.client._call import GenerateCall, checked_prompt_ids
+from renderers.client._call import GenerateCall, PromptIds, checked_prompt_ids
 from renderers.client._http import HTTPClient, as_http_client
 from renderers.client._retry import RetryPolicy, with_retries
 from renderers.client._routed_experts import RoutedExperts
@@ -79,7 +79,7 @@ async def generate(
     renderer: Any,
     messages: Sequence[Message],
     model: str,
-    prompt_ids: Sequence[int] | None = None,
+    prompt_ids: PromptIds | None = None,
     prompt_attribution: Any = None,
     tools: Sequence[ToolSpecLike] | None = None,
     sampling_params: Mapping[str, Any] | None = None,
@@ -96,7 +96,8 @@ async def generate(
     - ``client``: a ``renderers.EngineClient`` (fast, aiohttp), an ``httpx.AsyncClient`` or an
       ``openai.AsyncOpenAI``; a base URL with or without ``/v1``.
     - ``renderer``: a ``Renderer`` or a ``RendererPool`` (pool calls run in worker threads).
-    - ``prompt_ids``: skip rendering and send these ids; ``prompt_attribution`` is then passed through as is.
+    - ``prompt_ids``: skip rendering and send these ids (ints, or an integer numpy array); ``prompt_attribution``
+      is then passed through as is.
     - ``transport``: ``"vllm"`` (``/inference/v1/generate``) or ``"dynamo"`` (``/v1/chat/completions`` + nvext);
       ``"vllm_generate"``/``"dynamo_chat"`` are aliases. Unknown names raise ``ValueError`` before any work.
     - ``sampling_params``: forwarded; the renderer's stop ids become ``stop_token_ids``, ``logprobs=1`` is forced,
