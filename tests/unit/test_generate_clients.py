@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from renderers.client import generate
+from renderers.client._http import as_http_client
 from tests.helpers.fake_renderer import FakePool, FakeRenderer
 from tests.helpers.scripted_engine import (
     DYN_URL,
@@ -45,4 +46,8 @@ async def test_openai_client_is_reused() -> None:
     assert req.headers["authorization"] == "Bearer sk-test"
     await generate(client=client, renderer=FakeRenderer(), messages=MESSAGES, model="m", transport="dynamo")
     assert str(engine.requests[-1].url) == DYN_URL
+    adapter = as_http_client(client)
+    assert adapter is as_http_client(client)  # one adapter (and one ServerInfo) for the client's lifetime
+    assert adapter.server_info.context_lens == {"m": None}
+    assert engine.model_gets == 1
     await client.close()

@@ -159,10 +159,9 @@ class GenerateCall:
         sp_salt = sp.pop("cache_salt", None)
         sp_priority = sp.pop("priority", None)
         sp_start = sp.pop("routed_experts_prompt_start", None)
-        checked_priority = _optional_int(
-            "priority", priority if priority is not None else sp_priority, minimum=-PRIORITY_BOUND,
-            maximum=PRIORITY_BOUND,
-        )  # fmt: skip
+        if priority is None:
+            priority = sp_priority
+        checked_priority = _optional_int("priority", priority, minimum=-PRIORITY_BOUND, maximum=PRIORITY_BOUND)
         prompt_start = _optional_int("sampling_params['routed_experts_prompt_start']", sp_start, minimum=0)
         if cache_salt is None:
             cache_salt = sp_salt
