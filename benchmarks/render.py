@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.harness import Case, Section, Target, interleaved, md_table, timing_table
+from renderers.types import Message
 
 _CORPUS = (
     "the of and to in is was for on that with as by at from his an were are which this be or has had not but first "
@@ -43,10 +44,10 @@ def _args(case: Any, rng: random.Random, words: int) -> Any:
     return args
 
 
-def conversation(case: Any, words: int, turns: int = 40, seed: int = 7) -> list[dict[str, Any]]:
+def conversation(case: Any, words: int, turns: int = 40, seed: int = 7) -> list[Message]:
     """``turns`` messages after a system prompt: user, assistant (reasoning + content + tool call), tool, ..."""
     rng = random.Random(seed)
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": _text(rng, words)}]
+    msgs: list[Message] = [{"role": "system", "content": _text(rng, words)}]
     while len(msgs) < turns + 1:
         msgs.append({"role": "user", "content": _text(rng, words)})
         msgs.append(
@@ -121,7 +122,7 @@ def _one_family(name: str, *, rounds: int, quick: bool, peer_ok: bool) -> tuple[
 
     def completion(words: int) -> list[int]:
         rng = random.Random(11)
-        msg = {
+        msg: Message = {
             "role": "assistant",
             "content": _text(rng, words),
             "reasoning_content": _text(rng, words),
@@ -157,19 +158,18 @@ def _one_family(name: str, *, rounds: int, quick: bool, peer_ok: bool) -> tuple[
         parse_cases.append(Case(f"{name}: peer parse", lambda: peer.parse_response(comp)))
 
     # Bridge: a short history and a long one, each followed by the same tool result.
-    follow = [{"role": "tool", "content": _text(random.Random(3), 60)}]
-    short_msgs = conversation(case, max(4, len(msgs[1]["content"].split()) // 16))
+    follow: list[Message] = [{"role": "tool", "content": _text(random.Random(3), 60)}]
+    short_msgs = conversation(case, max(4, len(str(msgs[1].get("content")).split()) // 16))
     bridges = []
     for history in (short_msgs, msgs):
         prompt = ours.render_ids(history, tools=TOOLS, add_generation_prompt=True)
         if ours.bridge_to_next_turn(prompt, comp, follow, tools=TOOLS) is None:
             continue
-        bridges.append(
-            Case(
-                f"{name}: bridge after {len(prompt)} tokens",
-                lambda p=prompt: ours.bridge_to_next_turn(p, comp, follow, tools=TOOLS),
-            )
-        )
+
+        def bridge(p: list[int] = prompt) -> Any:
+            return ours.bridge_to_next_turn(p, comp, follow, tools=TOOLS)
+
+        bridges.append(Case(f"{name}: bridge after {len(prompt)} tokens", bridge))
 
     timings = interleaved(render_cases, rounds=rounds, target_s=0.2)
     timings.update(interleaved(parse_cases, rounds=rounds, target_s=0.05))

@@ -25,6 +25,7 @@ from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
 from renderers.testing.equivalence import Outcome, assert_equivalent, routing_stitch_checks, run_multi_turn
 from renderers.testing.strategies import Case, MoeSettings, cases
+from renderers.types import Message
 from tests.helpers.conversations import plain_text
 from tests.helpers.family_cases import FAMILY_CASES
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, qwen3_tokenizer_dir
@@ -68,8 +69,8 @@ def _ok(outcome: Outcome) -> GenerateResult:
 
 
 async def _rollout(
-    servers: Servers, renderer: Renderer, kind: str, variant: str, messages: list[dict[str, Any]],
-    follow_up: list[dict[str, Any]], sp: dict[str, Any],
+    servers: Servers, renderer: Renderer, kind: str, variant: str, messages: list[Message],
+    follow_up: list[Message], sp: dict[str, Any],
 ) -> tuple[list[GenerateResult], GenerateResult] | None:  # fmt: skip
     async with EngineClient(servers.get(kind, variant, MOE).url) as client:
         common: dict[str, Any] = {"client": client, "renderer": renderer, "model": MODEL, "transport": kind}
@@ -109,11 +110,11 @@ def test_two_turn_routing_stitches_on_every_transport(
     family: tuple[Renderer, Path],
     system: str | None,
     user: str,
-    follow_up: list[dict[str, Any]],
+    follow_up: list[Message],
     sp: dict[str, Any],
 ) -> None:
     renderer = family[0]
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
+    messages: list[Message] = [{"role": "system", "content": system}] if system is not None else []
     messages.append({"role": "user", "content": user})
     rollouts = {}
     for kind, variant in TARGETS:
@@ -140,8 +141,8 @@ def test_two_turn_routing_stitches_on_every_transport(
 
 def test_qwen3_tool_follow_up_example(qwen_servers: Servers, renderer: Qwen3Renderer) -> None:
     """A fixed rollout: greedy turn 1 that ends on <|im_end|>, then a tool result."""
-    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
-    follow_up = [{"role": "tool", "content": '{"temp_c": 21}'}]
+    messages: list[Message] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    follow_up: list[Message] = [{"role": "tool", "content": '{"temp_c": 21}'}]
     for kind, variant in TARGETS:
         got = run(
             _rollout(qwen_servers, renderer, kind, variant, messages, follow_up, {"max_tokens": 300, "temperature": 0})

@@ -59,7 +59,7 @@ render_text = text_with(SPECIAL_FRAGMENTS)
 plain_text = st.lists(
     st.one_of(
         st.sampled_from(_PLAIN_FRAGMENTS),
-        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<>"), max_size=6),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="<>"), max_size=6),
     ),
     max_size=6,
 ).map("".join)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +16,10 @@ from tests.helpers.qwen3_tokenizer import qwen3_tokenizer
 
 # Qwen3 (every added token un-normalized, NFC normalizer) and DeepSeek V3 (some normalized added tokens, which the
 # tokenizer matches only after normalizing each stretch).
-TOKENIZERS = {"qwen3": qwen3_tokenizer, "deepseek-v3": lambda: otc_tokenizer("deepseek-v3")}
+TOKENIZERS: dict[str, Callable[[], Any]] = {
+    "qwen3": qwen3_tokenizer,
+    "deepseek-v3": lambda: otc_tokenizer("deepseek-v3"),
+}
 DEEPSEEK_MARKERS = ["<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>", "<think>", "</think>", "<｜tool▁sep｜>"]
 
 
