@@ -73,7 +73,21 @@ def main_setup(request: pytest.FixtureRequest) -> Setup:
     return Setup(request.param)
 
 
-@given(msgs=valid_conversations(), tools=tool_specs(), gen=st.booleans(), thinking=st.booleans(), preserve=st.booleans())
+# The layout, attribution and validation code is one for both versions: checked on Qwen3.5. The bridge is checked on
+# Qwen3.6, whose preserve_thinking switch adds the case of a new user query.
+@pytest.fixture(scope="module")
+def setup_3_5() -> Setup:
+    return Setup("3.5")
+
+
+@pytest.fixture(scope="module")
+def setup_3_6() -> Setup:
+    return Setup("3.6")
+
+
+@given(
+    msgs=valid_conversations(), tools=tool_specs(), gen=st.booleans(), thinking=st.booleans(), preserve=st.booleans()
+)
 def test_render_ids_equal_chat_template(
     setup: Setup, msgs: Any, tools: Any, gen: bool, thinking: bool, preserve: bool
 ) -> None:
@@ -88,11 +102,11 @@ def test_render_ids_equal_chat_template(
 
 
 @given(msgs=conversations(args_form="any"), tools=tool_specs(), gen=st.booleans())
-def test_renderer_raises_exactly_where_the_template_does(main_setup: Setup, msgs: Any, tools: Any, gen: bool) -> None:
+def test_renderer_raises_exactly_where_the_template_does(setup_3_5: Setup, msgs: Any, tools: Any, gen: bool) -> None:
     """Misplaced system messages, no user query, JSON-string arguments: the template raises, so must we."""
-    r = main_setup.by_thinking[True]
+    r = setup_3_5.by_thinking[True]
     try:
-        expected = main_setup.template_ids(msgs, tools=tools, add_generation_prompt=gen, enable_thinking=True)
+        expected = setup_3_5.template_ids(msgs, tools=tools, add_generation_prompt=gen, enable_thinking=True)
     except Exception:
         with pytest.raises(ValueError, match=r"messages"):
             r.render_ids(msgs, tools=tools, add_generation_prompt=gen)
@@ -101,9 +115,9 @@ def test_renderer_raises_exactly_where_the_template_does(main_setup: Setup, msgs
 
 
 @given(msgs=valid_conversations(), tools=tool_specs(), gen=st.booleans(), thinking=st.booleans())
-def test_attribution_invariants(main_setup: Setup, msgs: Any, tools: Any, gen: bool, thinking: bool) -> None:
-    r = main_setup.by_thinking[thinking]
-    tok = main_setup.tok
+def test_attribution_invariants(setup_3_5: Setup, msgs: Any, tools: Any, gen: bool, thinking: bool) -> None:
+    r = setup_3_5.by_thinking[thinking]
+    tok = setup_3_5.tok
     rt = r.render(msgs, tools=tools, add_generation_prompt=gen)
     assert rt.message_roles == [m["role"] for m in msgs]
     seen = [i for i in rt.message_indices if i >= 0]
@@ -218,7 +232,7 @@ _followup = st.lists(
     tail=st.sampled_from(["im_end", "im_end_newline", "endoftext", "truncated"]),
 )
 def test_bridge_extends_and_matches_rerender(
-    main_setup: Setup,
+    setup_3_6: Setup,
     history: Any,
     last: Any,
     new: Any,
@@ -227,18 +241,18 @@ def test_bridge_extends_and_matches_rerender(
     preserve: bool,
     tail: str,
 ) -> None:
-    r = main_setup.by_thinking[thinking]
+    r = setup_3_6.by_thinking[thinking]
     kw: dict[str, Any] = {"tools": tools, "enable_thinking": thinking}
-    if preserve and main_setup.preserving is not None:
-        r = Qwen36Renderer(main_setup.tok, enable_thinking=thinking, preserve_thinking=True)
+    if preserve and setup_3_6.preserving is not None:
+        r = Qwen36Renderer(setup_3_6.tok, enable_thinking=thinking, preserve_thinking=True)
         kw["preserve_thinking"] = True
-    prompt = main_setup.template_ids(history, add_generation_prompt=True, **kw)
-    full = main_setup.template_ids([*history, last], **kw)
+    prompt = setup_3_6.template_ids(history, add_generation_prompt=True, **kw)
+    full = setup_3_6.template_ids([*history, last], **kw)
     # The model's tokens are the re-render's only where the prompt's tokens are a prefix of it (an empty
     # thought merges the prompt's last newline with the next one; a non-thinking prompt closes an empty thought).
     assume(full[: len(prompt)] == prompt)
     body = full[len(prompt) :]
-    newline = main_setup.tok.encode("\n", add_special_tokens=False)
+    newline = setup_3_6.tok.encode("\n", add_special_tokens=False)
     assert body[-2:] == [r.im_end_id, *newline]
     completion = {
         "im_end": body[:-1],
@@ -247,7 +261,7 @@ def test_bridge_extends_and_matches_rerender(
         "truncated": body[:-2],
     }[tail]
     out = r.bridge_to_next_turn(prompt, completion, new, tools=tools)
-    rerender = main_setup.template_ids([*history, last, *new], add_generation_prompt=True, **kw)
+    rerender = setup_3_6.template_ids([*history, last, *new], add_generation_prompt=True, **kw)
     if any(is_query(m) for m in new) and not r.preserve_thinking:
         assert out is None
         # ... because the re-render really rewrites the finished turn.

@@ -8,8 +8,7 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import qwen3
-from renderers.families import qwen3_5
+from renderers.families import qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]

@@ -37,7 +37,15 @@ from renderers.families.registry import Family, Probe
 from renderers.parsing import MarkerParser
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
-__all__ = ["FAMILY", "QWEN3_SPECIAL_TOKENS", "QwenChatRenderer", "Qwen3Renderer", "split_inline_reasoning"]
+__all__ = [
+    "EMPTY_THINK",
+    "FAMILY",
+    "GEN_PROMPT",
+    "QWEN3_SPECIAL_TOKENS",
+    "Qwen3Renderer",
+    "QwenChatRenderer",
+    "split_inline_reasoning",
+]
 
 QWEN3_SPECIAL_TOKENS = (
     "<|im_start|>",

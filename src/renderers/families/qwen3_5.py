@@ -54,7 +54,13 @@ from typing import Any
 
 from renderers._messages import CheckedMessage, check_messages
 from renderers.families.pieces import Piece, tojson
-from renderers.families.qwen3 import EMPTY_THINK, GEN_PROMPT, QWEN3_SPECIAL_TOKENS, QwenChatRenderer, split_inline_reasoning
+from renderers.families.qwen3 import (
+    EMPTY_THINK,
+    GEN_PROMPT,
+    QWEN3_SPECIAL_TOKENS,
+    QwenChatRenderer,
+    split_inline_reasoning,
+)
 from renderers.families.registry import Family, Probe
 from renderers.types import (
     Message,
@@ -318,7 +324,9 @@ class Qwen35Renderer(QwenChatRenderer):
             params = "".join(
                 f"<parameter={key}>\n{self._arg_text(value)}\n</parameter>\n" for key, value in call.arguments.items()
             )
-            out.append(Piece(f"{sep}<tool_call>\n<function={call.name}>\n{params}</function>\n</tool_call>", j, True, True))
+            out.append(
+                Piece(f"{sep}<tool_call>\n<function={call.name}>\n{params}</function>\n</tool_call>", j, True, True)
+            )
         out.append(Piece("<|im_end|>", j, True, True))
         out.append(Piece("\n", j, False, False))
         return out
