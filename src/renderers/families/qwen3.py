@@ -131,7 +131,8 @@ class QwenChatRenderer(PieceRenderer):
         completion gets ``<|im_end|>`` instead). Returns ``None`` when the result could differ from a
         full re-render: empty prompt or new messages, a prompt that does not end with this renderer's
         generation prompt, an assistant among the new messages, or a family-specific reason
-        (``_bridge_refused``).
+        (``_bridge_refused``, documented on each renderer). New messages the template rejects raise ``ValueError``
+        (``_check_new_messages``).
         """
         prompt = list(previous_prompt_ids)
         if not prompt or not new_messages:
@@ -140,6 +141,7 @@ class QwenChatRenderer(PieceRenderer):
         if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
             return None
         msgs = check_messages(new_messages)
+        self._check_new_messages(msgs)
         if any(m.role == "assistant" for m in msgs):
             return None
         completion = cut_completion(previous_completion_ids, self.im_end_id, (self.endoftext_id,))
@@ -174,6 +176,9 @@ class QwenChatRenderer(PieceRenderer):
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
         raise NotImplementedError
+
+    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
+        """Raise ``ValueError`` for follow-up messages the template rejects (default: none)."""
 
     # ------------------------------------------------------------------ shared layout
 
@@ -225,29 +230,13 @@ class Qwen3Renderer(QwenChatRenderer):
     prompt, as the template does. Thinking retention follows the template: an assistant turn keeps its
     ``<think>`` block only after the last user query (and, unless it is the last message, only when
     its reasoning is non-empty).
+
+    ``bridge_to_next_turn`` also returns ``None`` for a new user query when the history holds a ``</think>`` token
+    (the template would then drop that earlier thinking), and for a last turn with an empty ``<think>`` block
+    (kept by the template only on the final message; this includes every ``enable_thinking=False`` prompt).
     """
 
     family = "Qwen3"
-
-    def bridge_to_next_turn(
-        self,
-        previous_prompt_ids: Sequence[int],
-        previous_completion_ids: Sequence[int],
-        new_messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-    ) -> RenderedTokens | None:
-        """Append user/system/tool follow-ups after a completion without re-tokenizing it.
-
-        The completion is cut after its first ``<|im_end|>`` (an ``<|endoftext|>`` stop or a truncated
-        completion gets ``<|im_end|>`` instead). Returns ``None`` when the result could differ from a
-        full re-render: empty prompt or new messages, a prompt that does not end with this renderer's
-        generation prompt, an assistant among the new messages, a new user query when the history
-        holds a ``</think>`` token (the template would then drop that earlier thinking), or a last turn
-        with an empty ``<think>`` block (kept by the template only on the final message; this includes
-        every ``enable_thinking=False`` prompt).
-        """
-        return super().bridge_to_next_turn(previous_prompt_ids, previous_completion_ids, new_messages, tools=tools)
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
         if any(self._is_user_query(m) for m in msgs) and self._ids["</think>"] in prompt + completion:

@@ -52,7 +52,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, tojson
 from renderers.families.qwen3 import (
     EMPTY_THINK,
@@ -63,10 +63,8 @@ from renderers.families.qwen3 import (
 )
 from renderers.families.registry import Family, Probe
 from renderers.types import (
-    Message,
     ParsedResponse,
     ParsedToolCall,
-    RenderedTokens,
     ToolCallParseStatus,
     ToolSpecLike,
     normalize_tool_spec,
@@ -176,6 +174,8 @@ class Qwen35Renderer(QwenChatRenderer):
     """Renders Qwen3.5 conversations token-exactly with its chat template, and parses completions.
 
     See the module docstring for the layout, attribution, thinking retention and bridge rules.
+    ``bridge_to_next_turn`` also returns ``None`` for a new user query without ``preserve_thinking`` (the template
+    then drops the finished turn's ``<think>`` block), and raises ``ValueError`` for a new system message.
     """
 
     family = "Qwen3.5"
@@ -223,30 +223,13 @@ class Qwen35Renderer(QwenChatRenderer):
                 return False
         return False
 
-    def bridge_to_next_turn(
-        self,
-        previous_prompt_ids: Sequence[int],
-        previous_completion_ids: Sequence[int],
-        new_messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-    ) -> RenderedTokens | None:
-        """Append tool (or user/system) follow-ups after a completion without re-tokenizing it.
-
-        The completion is cut after its first ``<|im_end|>`` (an ``<|endoftext|>`` stop or a truncated
-        completion gets ``<|im_end|>`` instead). Returns ``None`` when the result could differ from a full
-        re-render: empty prompt or new messages, a prompt that does not end with this renderer's generation
-        prompt, an assistant among the new messages, or a new user query without ``preserve_thinking`` (the
-        template then drops the finished turn's ``<think>`` block). A system message among the new messages is a
-        ``ValueError``: the template allows one only at the start.
-        """
-        for k, m in enumerate(check_messages(new_messages) if new_messages else ()):
+    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
+        for k, m in enumerate(msgs):
             if m.role == "system":
                 raise ValueError(
                     f"new_messages[{k}].role: the {self.family} template allows a system message only as the "
                     "first message"
                 )
-        return super().bridge_to_next_turn(previous_prompt_ids, previous_completion_ids, new_messages, tools=tools)
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
         return not self.preserve_thinking and any(self._is_user_query(m) for m in msgs)
@@ -411,12 +394,17 @@ _PROBES = (
     ),
 )
 
+
+def _template_kwargs(thinking: bool) -> dict[str, Any]:
+    return {"enable_thinking": thinking}
+
+
 FAMILY = Family(
     name="qwen3.5",
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build_3_5,
     probes=_PROBES,
-    template_kwargs=lambda thinking: {"enable_thinking": thinking},
+    template_kwargs=_template_kwargs,
 )
 
 FAMILY_3_6 = Family(
@@ -424,5 +412,5 @@ FAMILY_3_6 = Family(
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build_3_6,
     probes=_PROBES,
-    template_kwargs=lambda thinking: {"enable_thinking": thinking},
+    template_kwargs=_template_kwargs,
 )
