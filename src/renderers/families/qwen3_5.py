@@ -194,11 +194,11 @@ class Qwen35Renderer(QwenChatRenderer):
         """Content, reasoning and XML tool calls of a completion (see the module docstring)."""
         ids = list(token_ids)
         think_open = self._ids["<think>"]
-        opened = self.enable_thinking and not self._parser_starts_with_think(ids)
+        opened = self.enable_thinking and not self._opens_own_think(ids)
         parse_call = functools.partial(
             parse_xml_tool_call, schemas=_schema_types(tools), python_literals=self._python_literals
         )
-        parser = dataclasses.replace(self._parser, parse_call=lambda body, span: parse_call(body, span))
+        parser = dataclasses.replace(self._parser, parse_call=parse_call)
         parsed = parser.parse([think_open, *ids] if opened else ids)
         calls = parsed.tool_calls
         if opened:
@@ -213,7 +213,7 @@ class Qwen35Renderer(QwenChatRenderer):
             tool_calls=calls,
         )
 
-    def _parser_starts_with_think(self, ids: list[int]) -> bool:
+    def _opens_own_think(self, ids: list[int]) -> bool:
         """The completion opens its own ``<think>`` (after white space only)."""
         think_open = self._ids["<think>"]
         for tok in ids:
