@@ -8,13 +8,17 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import qwen3
+from renderers.families import qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
 
 # Order matters only where vocabularies overlap: the more specific template first.
-FAMILIES: tuple[Family, ...] = (qwen3.FAMILY,)
+FAMILIES: tuple[Family, ...] = (
+    qwen3.FAMILY,
+    qwen3_5.FAMILY,
+    qwen3_5.FAMILY_3_6,
+)
 
 
 def family_named(name: str) -> Family:
