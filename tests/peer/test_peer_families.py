@@ -17,11 +17,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import given, note
+from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
 from renderers.protocol import Renderer
-from tests.helpers.conversations import assistant_messages, conversations, plain_text, text_with, tool_specs
+from tests.helpers.conversations import assistant_messages, plain_text, schema_tools, tool_specs
 from tests.helpers.family_cases import FAMILY_CASES, FamilyCase, peer_renderer
 from tests.helpers.offline_tokenizers import template_ids
 from tests.peer.conftest import AGREEMENT
@@ -48,7 +48,7 @@ def _count(family: str, what: str, outcome: str) -> None:
 def test_render_ids_equal_template_and_compare_peer(name: str, data: st.DataObject) -> None:
     case = FAMILY_CASES[name]
     tok, ours, peer = _sides(case)
-    msgs = data.draw(conversations(text_with(case.special), case.args_form), label="messages")
+    msgs = data.draw(case.conversation_strategy(), label="messages")
     tools = data.draw(tool_specs(), label="tools")
     gen = data.draw(st.booleans(), label="add_generation_prompt")
     truth = template_ids(tok, msgs, tools=tools, add_generation_prompt=gen, **case.template_kwargs)
@@ -72,15 +72,20 @@ def test_parse_round_trip_and_compare_peer(name: str, data: st.DataObject) -> No
     case = FAMILY_CASES[name]
     tok, ours, peer = _sides(case)
     msg = data.draw(assistant_messages(plain_text, case.args_form), label="assistant")
-    rendered = ours.render([{"role": "user", "content": "q"}, msg])  # type: ignore[list-item]
-    sampled = [t for t, s in zip(rendered.token_ids, rendered.sampled_mask, strict=True) if s]
-    mine = ours.parse_response(sampled)
+    # The completion a model would have produced: the rendered turn after the generation prompt.
+    prompt = ours.render_ids([{"role": "user", "content": "q"}], add_generation_prompt=True)
+    full = ours.render_ids([{"role": "user", "content": "q"}, msg])  # type: ignore[list-item]
+    assume(full[: len(prompt)] == prompt)  # a prompt that closes an empty thought the message does not have
+    sampled = full[len(prompt) :]
+    tools = schema_tools(msg.get("tool_calls", []))  # which arguments are strings, for formats that cannot tell
+    mine = ours.parse_response(sampled, tools=tools)
     expected = [
         (c["function"]["name"], _as_tokenized(tok, c["function"]["arguments"]), "ok") for c in msg.get("tool_calls", [])
     ]
     assert _calls(mine) == expected
     try:
-        theirs = peer.parse_response(sampled)
+        # The peer learns from the prompt whether the completion starts inside a thought (Qwen3.5's <think>).
+        theirs = peer.parse_response(sampled, tools=tools, prompt_ids=prompt)
     except Exception as exc:
         _count(name, "parse", f"peer raised {type(exc).__name__}")
         return

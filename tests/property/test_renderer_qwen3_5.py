@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 
 from renderers.families.qwen3_5 import Qwen35Renderer, Qwen36Renderer
 from renderers.types import ToolCallParseStatus
-from tests.helpers.conversations import assistant_messages, conversations, plain_text, render_text, tool_specs
+from tests.helpers.conversations import (
+    assistant_messages,
+    conversations,
+    plain_text,
+    render_text,
+    schema_tools,
+    tool_specs,
+)
+from tests.helpers.family_cases import is_query
+from tests.helpers.family_cases import qwen35_conversations as valid_conversations
 from tests.helpers.offline_tokenizers import otc_tokenizer, template_ids
 
 # variant -> (TRL template replacing the folder's own, or None; renderer class)
@@ -30,22 +39,6 @@ VARIANTS: dict[str, tuple[str | None, type[Qwen35Renderer]]] = {
 
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
-
-
-def is_query(m: dict[str, Any]) -> bool:
-    text = m["content"].strip()
-    return m["role"] == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
-
-
-@st.composite
-def valid_conversations(draw: st.DrawFn, text: st.SearchStrategy[str] = render_text) -> list[dict[str, Any]]:
-    """Conversations the Qwen3.5 template accepts: a system message only first, at least one user query."""
-    msgs = draw(conversations(text, args_form="dict"))
-    msgs = [m for i, m in enumerate(msgs) if m["role"] != "system" or i == 0]
-    if not any(is_query(m) for m in msgs):
-        at = draw(st.integers(1 if msgs and msgs[0]["role"] == "system" else 0, len(msgs)))
-        msgs.insert(at, {"role": "user", "content": draw(text) + "q"})
-    return msgs
 
 
 class Setup:
@@ -160,17 +153,6 @@ def test_attribution_invariants(setup_3_5: Setup, msgs: Any, tools: Any, gen: bo
                 assert piece.strip("\n") in nfc(msgs[idx]["content"])
     if gen:
         assert rt.message_indices[-1] == -1
-
-
-def schema_tools(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool specs saying which arguments are strings (the XML format writes strings and numbers alike)."""
-    specs: dict[str, dict[str, Any]] = {}
-    for call in calls:
-        fn = call["function"]
-        props = specs.setdefault(fn["name"], {})
-        for key, value in fn["arguments"].items():
-            props[key] = {"type": "string"} if isinstance(value, str) else {}
-    return [{"name": name, "parameters": {"type": "object", "properties": props}} for name, props in specs.items()]
 
 
 @given(
