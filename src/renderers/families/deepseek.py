@@ -287,16 +287,36 @@ class DeepSeekRenderer(PieceRenderer):
         if self.variant == "r1":
             if after_tools:
                 return not has_calls  # a tool-call turn after results is rendered without <｜tool▁outputs▁end｜>
-            if not self._ends_with(prompt, self._gen_prompt_ids):
+            if not self._ends_with(prompt, self._gen_prompt_ids) or not self._joins_prefill(completion):
                 return False
             if has_calls:  # only the conversation's first tool-call turn keeps <｜Assistant｜> and its content
                 return self._ids[CALLS_BEGIN] not in prompt and self._ids[CALL_BEGIN] not in prompt
             return THINK_END not in body_text
         if after_tools:
-            return True
+            return True  # no opener, and the turn is kept verbatim after tool results
+        if self._ends_with(prompt, self._encode(ASSISTANT + THINK)):
+            return False  # thinking mode: re-rendered with </think> in place of <think> and without the reasoning
         if not self._ends_with(prompt, self._encode(ASSISTANT + THINK_END)):
-            return False  # includes thinking-mode prompts: re-rendered with </think> and without the reasoning
+            # No generation prompt: right only when the prompt does not end in a user turn (after an assistant
+            # turn or system messages alone the template writes no opener either).
+            last_marker = next((t for t in reversed(prompt) if t in (self._ids[USER], self._ids[EOS], self._ids[BOS])), None)
+            if last_marker == self._ids[USER]:
+                return False
         return has_calls or THINK_END not in body_text
+
+    def _joins_prefill(self, completion: list[int]) -> bool:
+        """R1's prefill ends in a plain ``\\n`` that a re-render encodes together with the completion's first
+        text: true when that gives the same tokens (a completion starting with a newline merges with it)."""
+        markers = {*self._ids.values(), self._think_id, self._think_end_id}
+        tail = self._gen_prompt_ids
+        last_marker = max((k for k, t in enumerate(tail) if t in markers), default=-1)
+        tail = tail[last_marker + 1 :]
+        seg: list[int] = []
+        for t in completion:
+            if t in markers:
+                break
+            seg.append(t)
+        return self._encode(self._decode(tail + seg)) == tail + seg
 
     # ------------------------------------------------------------------ text layout
 
