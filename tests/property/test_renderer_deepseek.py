@@ -116,9 +116,7 @@ case_names = pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 
 @case_names
 @given(msgs=ds_conversations(), tools=tool_specs(), gen=st.booleans())
-def test_render_ids_equal_chat_template(
-    setups: Setups, case: Case, msgs: Any, tools: Any, gen: bool
-) -> None:
+def test_render_ids_equal_chat_template(setups: Setups, case: Case, msgs: Any, tools: Any, gen: bool) -> None:
     tok, r = setups[case.name]
     msgs = shape(msgs, case)
     expected = template_ids(tok, msgs, tools=tools, add_generation_prompt=gen, **case.template_kwargs)
@@ -132,9 +130,7 @@ def test_render_ids_equal_chat_template(
 
 @case_names
 @given(msgs=ds_conversations(), gen=st.booleans())
-def test_attribution_invariants(
-    setups: Setups, case: Case, msgs: Any, gen: bool
-) -> None:
+def test_attribution_invariants(setups: Setups, case: Case, msgs: Any, gen: bool) -> None:
     tok, r = setups[case.name]
     msgs = shape(msgs, case)
     rt = r.render(msgs, add_generation_prompt=gen)
@@ -163,7 +159,8 @@ def test_attribution_invariants(
             assert all(rt.is_content[p] == rt.sampled_mask[p] for p in range(span[0], span[1]))
     for pos, idx in enumerate(rt.message_indices):
         if rt.sampled_mask[pos]:
-            assert idx >= 0 and msgs[idx]["role"] == "assistant"
+            assert idx >= 0
+            assert msgs[idx]["role"] == "assistant"
         if idx == -1:
             assert not rt.is_content[pos]
 
@@ -194,7 +191,7 @@ def test_parse_reads_deepseek_completions(
     tok, r = setups[case.name]
     if not case.calls:
         calls = []
-    thinks = case.variant == "r1" and case.folder == "deepseek-r1" or case.name == "v31_thinking"
+    thinks = (case.variant == "r1" and case.folder == "deepseek-r1") or case.name == "v31_thinking"
     text = (reasoning + "</think>" if thinks else "") + content
     if calls:
         sep = "\n" if case.variant == "r1" else ""
@@ -239,7 +236,9 @@ def last_turns(
     ``r1_stable``: for R1, only the shape its template re-renders verbatim after a user query (a thought
     in the content, beside tool calls).
     """
-    content = draw(text if text is not None else think_text)  # a real completion holds no end-of-sentence before its end
+    content = draw(
+        text if text is not None else think_text
+    )  # a real completion holds no end-of-sentence before its end
     if case.variant == "r1" and (r1_stable or draw(st.booleans())):
         content = "<think>\n" + draw(plain_text) + "\n</think>\n\n" + content
     msg: dict[str, Any] = {"role": "assistant", "content": content}
@@ -278,7 +277,8 @@ def test_parse_recovers_rendered_assistant_turn(
     ]
     assert all(c.status is ToolCallParseStatus.OK for c in parsed.tool_calls)
     for c in parsed.tool_calls:
-        assert isinstance(c.arguments, str) and isinstance(json.loads(c.arguments), dict)
+        assert isinstance(c.arguments, str)
+        assert isinstance(json.loads(c.arguments), dict)
 
 
 _followup = st.lists(

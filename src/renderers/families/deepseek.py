@@ -82,6 +82,7 @@ from renderers.types import (
     ParsedResponse,
     ParsedToolCall,
     RenderedTokens,
+    ToolCall,
     ToolCallParseStatus,
     ToolSpecLike,
 )
@@ -204,9 +205,9 @@ class DeepSeekRenderer(PieceRenderer):
         if self.eos_id in ids:
             ids = ids[: ids.index(self.eos_id)]
         prefilled = self.thinking and self._think_id is not None and self._think_end_id is not None
-        if prefilled:
+        if prefilled and self._think_id is not None:
             # The generation prompt opened the thought: parse as if the completion began with <think>.
-            ids = [int(self._think_id), *ids]  # type: ignore[arg-type]
+            ids = [self._think_id, *ids]
         parsed = self._parser.parse(ids)
         shift = 1 if prefilled else 0
         body_start = shift
@@ -299,7 +300,9 @@ class DeepSeekRenderer(PieceRenderer):
         if not self._ends_with(prompt, self._encode(ASSISTANT + THINK_END)):
             # No generation prompt: right only when the prompt does not end in a user turn (after an assistant
             # turn or system messages alone the template writes no opener either).
-            last_marker = next((t for t in reversed(prompt) if t in (self._ids[USER], self._ids[EOS], self._ids[BOS])), None)
+            last_marker = next(
+                (t for t in reversed(prompt) if t in (self._ids[USER], self._ids[EOS], self._ids[BOS])), None
+            )
             if last_marker == self._ids[USER]:
                 return False
         return has_calls or THINK_END not in body_text
@@ -514,7 +517,7 @@ def _builder(variant: Variant) -> Any:
     return build
 
 
-def _call(name: str, args: str) -> dict[str, Any]:
+def _call(name: str, args: str) -> ToolCall:
     return {"type": "function", "function": {"name": name, "arguments": args}}
 
 
@@ -522,6 +525,7 @@ FAMILY_R1 = Family(
     name="deepseek_r1",
     marker_tokens=DEEPSEEK_SPECIAL_TOKENS,
     build=_builder("r1"),
+    claims_without_template=False,
     probes=(
         Probe(
             [
@@ -534,7 +538,7 @@ FAMILY_R1 = Family(
         Probe(
             [
                 {"role": "user", "content": "Q"},
-                {"role": "assistant", "content": None, "tool_calls": [_call("probe", '{"x": 1}')]},
+                {"role": "assistant", "content": "", "tool_calls": [_call("probe", '{"x": 1}')]},
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
                 {"role": "assistant", "content": "A"},
@@ -548,10 +552,12 @@ FAMILY_V3 = Family(
     name="deepseek_v3",
     marker_tokens=DEEPSEEK_SPECIAL_TOKENS,
     build=_builder("v3"),
+    claims_without_template=False,
     probes=(
         Probe(
             [
                 {"role": "system", "content": "S"},
+                {"role": "system", "content": "S2"},  # DeepSeek V2.5's template keeps only the last one
                 {"role": "user", "content": "Q1"},
                 {"role": "assistant", "content": "A1"},
                 {"role": "user", "content": "Q2"},
@@ -576,6 +582,7 @@ FAMILY_V3_1 = Family(
     name="deepseek_v3_1",
     marker_tokens=(*DEEPSEEK_SPECIAL_TOKENS, THINK, THINK_END),
     build=_builder("v3.1"),
+    claims_without_template=False,
     probes=(
         Probe(
             [
