@@ -122,10 +122,10 @@ def test_render_ids_equal_chat_template(setups: Setups, case: Case, msgs: Any, t
     expected = template_ids(tok, msgs, tools=tools, add_generation_prompt=gen, **case.template_kwargs)
     assert r.render_ids(msgs, tools=tools, add_generation_prompt=gen) == expected
     assert r.render(msgs, tools=tools, add_generation_prompt=gen).token_ids == expected
-    # The template text holds the BOS: exactly one, first.
-    assert expected.count(tok.convert_tokens_to_ids("<｜begin▁of▁sentence｜>")) == 1 + sum(
-        m["content"].count("<｜begin▁of▁sentence｜>") for m in msgs
-    )
+    # The template text holds the BOS: first, and never doubled (only message text that spells it adds more).
+    bos = tok.convert_tokens_to_ids("<｜begin▁of▁sentence｜>")
+    assert expected[0] == bos
+    assert expected.count(bos) <= 1 + sum(m["content"].count("<｜begin▁of▁sentence｜>") for m in msgs)
 
 
 @case_names

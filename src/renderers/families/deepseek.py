@@ -47,15 +47,26 @@ opener (``<｜Assistant｜>``, ``<｜Assistant｜></think>`` or ``<｜tool▁out
 through ``<｜end▁of▁sentence｜>`` (sampled, and content). The ``<｜tool▁outputs▁end｜>`` that closes a conversation
 ending in tool results belongs to the last tool message. ``is_content``: caller text and sampled tokens.
 
-Bridge (``bridge_to_next_turn``) ``None`` cases, where a full re-render would not extend the previous prompt and
-completion: an assistant or system message among the new ones (systems are hoisted to the top), a prompt that
-does not end with a generation prompt or with tool results, R1 / V3.1 turns whose text the template cuts at
-``</think>`` (R1: a turn without tool calls whose completion holds ``</think>``; V3.1: any thinking-mode turn,
-re-rendered with ``</think>`` in place of the ``<think>`` prefill, and a non-thinking turn without tool calls
-whose completion holds ``</think>``), an R1 tool-call turn that is not the conversation's first, a tool-call
-turn right after R1 tool results, and tool calls in the ``"v3"`` variant. The state the template carries
-(whether a tool result was rendered before) is read from the prompt's marker tokens; text that spells a
-DeepSeek marker is encoded as that marker by the tokenizer and is read as one.
+Bridge (``bridge_to_next_turn``): prompt + completion (cut after its first ``<｜end▁of▁sentence｜>``, which a
+truncated completion gets appended) + the new user/tool messages + the generation prompt (or, after tool results,
+``<｜tool▁outputs▁end｜>`` for R1/V3 and nothing for V3.1, as the templates do). It equals a full re-render of the
+conversation whose assistant turn is the completion's text (for R1 with the ``<think>\\n`` prefill as the start
+of its content). ``None`` where that re-render would not extend prompt + completion:
+
+- an assistant or system message among the new ones (system messages are hoisted to the top);
+- a prompt that ends neither with a generation prompt nor with tool results (V3.1 also continues after an
+  assistant turn or system messages alone, where its template writes no opener; not after a user turn);
+- R1: a turn without tool calls whose completion holds ``</think>`` (the template keeps only the text after the
+  last one), a tool-call turn that is not the conversation's first (rendered without opener and content), a
+  tool-call turn right after tool results (rendered without ``<｜tool▁outputs▁end｜>``), and a completion whose
+  first text re-encodes differently together with the prefill's trailing ``\\n`` (for example one starting
+  with a newline);
+- V3.1: any thinking-mode turn (re-rendered with ``</think>`` in place of the ``<think>`` prefill and without the
+  reasoning), and a turn without tool calls whose completion holds ``</think>``;
+- V3: tool calls in the completion.
+
+The state the template carries (whether a tool result was rendered before) is read from the prompt's marker
+tokens; text that spells a DeepSeek marker is encoded as that marker by the tokenizer and is read as one.
 
 Parsing (``parse_response``): cut at ``<｜end▁of▁sentence｜>``. Reasoning is the text before ``</think>`` (R1
 and V3.1 in thinking mode prefill the thought, so a completion without ``</think>`` is all reasoning);
