@@ -242,6 +242,8 @@ def test_truncated_thought_is_reasoning(r1: DeepSeekRenderer, v31: DeepSeekRende
     assert r1.parse_response(ids).reasoning_content == "still thinking"
     assert r1.parse_response(ids).content == ""
     assert v31.parse_response(ids).content == "still thinking"  # non-thinking V3.1: no thought was opened
+    opened = v31.parse_response([r1_tok.convert_tokens_to_ids("<think>"), *ids])  # the model opened one itself
+    assert (opened.reasoning_content, opened.content) == ("still thinking", "")
 
 
 # ---------------------------------------------------------------------- multi-turn bridges

@@ -224,8 +224,8 @@ class DeepSeekRenderer(PieceRenderer):
         body_start = shift
         if self._think_end_id is not None and self._think_end_id in ids:
             body_start = ids.index(self._think_end_id) + 1
-        elif prefilled:
-            return parsed  # a thought that never closed: all reasoning
+        elif parsed.reasoning_content is not None:
+            return parsed  # a thought that never closed (prefilled, or opened by the model): all reasoning
         end = len(ids)
         for marker in (self._ids[CALLS_BEGIN], self._ids[CALL_BEGIN]):
             if marker in ids[body_start:]:
