@@ -60,7 +60,7 @@ of its content). ``None`` where that re-render would not extend prompt + complet
   last one), a tool-call turn that is not the conversation's first (rendered without opener and content), a
   tool-call turn right after tool results (rendered without ``<｜tool▁outputs▁end｜>``), and a completion whose
   first text re-encodes differently together with the prefill's trailing ``\\n`` (for example one starting
-  with a newline);
+  with a newline; the same check guards V3.1's opener-less continuations after plain text);
 - V3.1: any thinking-mode turn (re-rendered with ``</think>`` in place of the ``<think>`` prefill and without the
   reasoning), and a turn without tool calls whose completion holds ``</think>``;
 - V3: tool calls in the completion.
@@ -299,7 +299,7 @@ class DeepSeekRenderer(PieceRenderer):
         if self.variant == "r1":
             if after_tools:
                 return not has_calls  # a tool-call turn after results is rendered without <｜tool▁outputs▁end｜>
-            if not self._ends_with(prompt, self._gen_prompt_ids) or not self._joins_prefill(completion):
+            if not self._ends_with(prompt, self._gen_prompt_ids) or not self._joins(prompt, completion):
                 return False
             if has_calls:  # only the conversation's first tool-call turn keeps <｜Assistant｜> and its content
                 return self._ids[CALLS_BEGIN] not in prompt and self._ids[CALL_BEGIN] not in prompt
@@ -314,17 +314,21 @@ class DeepSeekRenderer(PieceRenderer):
             last_marker = next(
                 (t for t in reversed(prompt) if t in (self._ids[USER], self._ids[EOS], self._ids[BOS])), None
             )
-            if last_marker == self._ids[USER]:
+            if last_marker == self._ids[USER] or not self._joins(prompt, completion):
                 return False
         return has_calls or THINK_END not in body_text
 
-    def _joins_prefill(self, completion: list[int]) -> bool:
-        """R1's prefill ends in a plain ``\\n`` that a re-render encodes together with the completion's first
-        text: true when that gives the same tokens (a completion starting with a newline merges with it)."""
+    def _joins(self, prompt: list[int], completion: list[int]) -> bool:
+        """Whether the prompt's trailing plain text (after its last marker token: R1's ``\\n`` prefill, or the
+        content a V3.1 continuation follows) and the completion's first text re-encode to the same tokens, as a
+        re-render encodes them together (a completion starting with a newline merges with R1's prefill)."""
         markers = {*self._ids.values(), self._think_id, self._think_end_id}
-        tail = self._gen_prompt_ids
-        last_marker = max((k for k, t in enumerate(tail) if t in markers), default=-1)
-        tail = tail[last_marker + 1 :]
+        k = len(prompt)
+        while k > 0 and prompt[k - 1] not in markers:
+            k -= 1
+        tail = prompt[k:]
+        if not tail:
+            return True
         seg: list[int] = []
         for t in completion:
             if t in markers:
