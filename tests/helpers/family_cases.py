@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from renderers.families.deepseek import DeepSeekRenderer
 from renderers.families.qwen3 import Qwen3Renderer
 from renderers.families.qwen3_5 import Qwen35Renderer
 from renderers.protocol import Renderer
@@ -27,6 +28,28 @@ def is_query(m: dict[str, Any]) -> bool:
     """A user turn that is not a tool response written as a user message (the Qwen templates tell them apart)."""
     text = m["content"].strip()
     return m["role"] == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
+
+
+def typed_calls(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls in the full OpenAI envelope (``"type": "function"``), which some templates print."""
+    return [
+        {**m, "tool_calls": [{**c, "type": "function"} for c in m["tool_calls"]]} if "tool_calls" in m else m
+        for m in msgs
+    ]
+
+
+DEEPSEEK_MARKERS = (
+    "<｜User｜>",
+    "<｜Assistant｜>",
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁sep｜>",
+    "<｜tool▁call▁end｜>",
+    "<｜tool▁outputs▁begin｜>",
+    "<｜end▁of▁sentence｜>",
+    "<think>",
+    "</think>",
+)
 
 
 @st.composite
@@ -92,6 +115,18 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         template_kwargs={"enable_thinking": True},
         folder=lambda: otc_dir("qwen-3.5"),
         conversations=qwen35_conversations(),
+    ),
+    # DeepSeek V3 (0324 and later: the R1 layout with tool calls), TRL's verbatim template on V3's vocabulary.
+    "deepseek_v3": FamilyCase(
+        family="deepseek_v3",
+        tokenizer=lambda: otc_tokenizer("deepseek-v3", "deepseekv3"),
+        ours=lambda tok: DeepSeekRenderer(tok, variant="r1"),
+        peer_module="deepseek_v3",
+        peer_class="DeepSeekV3Renderer",
+        args_form="str",
+        special=DEEPSEEK_MARKERS,
+        folder=lambda: otc_dir("deepseek-v3"),
+        conversations=conversations(text_with(DEEPSEEK_MARKERS), "str").map(typed_calls),
     ),
 }
 

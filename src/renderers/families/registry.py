@@ -51,6 +51,9 @@ class Family:
     build: Callable[[Any, bool, Mapping[str, Any]], Renderer]
     probes: tuple[Probe, ...]
     template_kwargs: Callable[[bool], Mapping[str, Any]] = field(default=lambda thinking: {})
+    # False where other models with another format share the vocabulary (DeepSeek V3.2 and V4 ship no Jinja
+    # template): a tokenizer without a chat template is then not claimed.
+    claims_without_template: bool = True
 
     def has_vocabulary(self, tokenizer: Any) -> bool:
         """Every marker token is a single token of the vocabulary."""
@@ -69,6 +72,8 @@ class Family:
         except ValueError as exc:
             return Verdict(self.name, None, str(exc))
         if not getattr(tokenizer, "chat_template", None):
+            if not self.claims_without_template:
+                return Verdict(self.name, None, "it has no chat template, and other formats share this vocabulary")
             return Verdict(self.name, renderer)  # nothing to disagree with: the native layout is the model's
         kwargs = {**options, **self.template_kwargs(enable_thinking)}  # the template sees what the renderer got
         for n, probe in enumerate(self.probes):
