@@ -8,13 +8,18 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import qwen3
+from renderers.families import llama3, minimax_m2, qwen3
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
 
 # Order matters only where vocabularies overlap: the more specific template first.
-FAMILIES: tuple[Family, ...] = (qwen3.FAMILY,)
+FAMILIES: tuple[Family, ...] = (
+    qwen3.FAMILY,
+    minimax_m2.FAMILY,
+    llama3.FAMILY_3_1,
+    llama3.FAMILY_3_2,
+)
 
 
 def family_named(name: str) -> Family:

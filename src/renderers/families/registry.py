@@ -70,7 +70,8 @@ class Family:
             return Verdict(self.name, None, str(exc))
         if not getattr(tokenizer, "chat_template", None):
             return Verdict(self.name, renderer)  # nothing to disagree with: the native layout is the model's
-        kwargs = dict(self.template_kwargs(enable_thinking))
+        # The options the renderer was built with are template variables too (e.g. a date or an identity line).
+        kwargs = {**options, **self.template_kwargs(enable_thinking)}
         for n, probe in enumerate(self.probes):
             try:
                 expected = tokenizer.apply_chat_template(
