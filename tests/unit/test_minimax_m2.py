@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +56,7 @@ def test_shipped_gpt2_config_is_refused_and_falls_back() -> None:
     with pytest.raises(ValueError, match="NFC normalizer"):
         MiniMaxM2Renderer(shipped)
     with pytest.warns(NativeRendererUnavailable, match="minimax_m2: MiniMax M2 tokenizer without its NFC"):
-        assert isinstance(create_renderer(otc_dir("minimax")), ChatTemplateRenderer)
+        assert isinstance(create_renderer(shipped), ChatTemplateRenderer)
 
 
 def test_detected_from_its_folder() -> None:
@@ -65,23 +64,20 @@ def test_detected_from_its_folder() -> None:
 
 
 def test_neighbours_are_not_claimed() -> None:
-    # MiniMax M3 (<mm:think>, ]<]minimax[>[ calls) and Text-01 share role markers but not the M2 tool-call tokens.
-    for name in ("minimax-m3", "minimax-text-01"):
-        with pytest.warns(NativeRendererUnavailable):
-            assert not isinstance(create_renderer(otc_dir(name)), MiniMaxM2Renderer)
+    # MiniMax M3 (<mm:think>, ]<]minimax[>[ calls) shares the role markers but not the M2 tool-call tokens.
+    with pytest.warns(NativeRendererUnavailable, match="no native family's special tokens"):
+        assert not isinstance(create_renderer(otc_dir("minimax-m3")), MiniMaxM2Renderer)
 
 
-def test_other_identity_needs_its_model_identity(tmp_path: Path) -> None:
-    src = minimax_m2_dir()
-    for item in src.iterdir():
-        shutil.copy(item, tmp_path / item.name)
-    template = (src / "chat_template.jinja").read_text(encoding="utf-8")
+def test_other_identity_needs_its_model_identity(tok: Any) -> None:
+    template = (minimax_m2_dir() / "chat_template.jinja").read_text(encoding="utf-8")
     m25 = "You are a helpful assistant. Your name is MiniMax-M2.5 and is built by MiniMax."
     assert DEFAULT_MODEL_IDENTITY in template
-    (tmp_path / "chat_template.jinja").write_text(template.replace(DEFAULT_MODEL_IDENTITY, m25), encoding="utf-8")
+    other = copy.deepcopy(tok)
+    other.chat_template = template.replace(DEFAULT_MODEL_IDENTITY, m25)
     with pytest.warns(NativeRendererUnavailable, match="minimax_m2: its chat template renders probe 0 differently"):
-        assert isinstance(create_renderer(tmp_path), ChatTemplateRenderer)
-    native = create_renderer(tmp_path, chat_template_kwargs={"model_identity": m25})
+        assert isinstance(create_renderer(other), ChatTemplateRenderer)
+    native = create_renderer(other, chat_template_kwargs={"model_identity": m25})
     assert isinstance(native, MiniMaxM2Renderer)
     msgs: list[Any] = [{"role": "user", "content": "hi"}]
     assert native.render_text(msgs).startswith("]~!b[]~b]system\n" + m25 + "[e~[\n")
