@@ -32,8 +32,12 @@ def enc(tok: Any, text: str) -> list[int]:
     return [int(t) for t in tok.encode(text, add_special_tokens=False)]
 
 
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]}
+def call(name: str, arguments: Any) -> Any:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}],
+    }
 
 
 def test_is_a_renderer_with_llama_ids(r: Llama3Renderer) -> None:
@@ -66,7 +70,7 @@ def test_tools_in_first_user_message_or_system(tok: Any) -> None:
     in_user = Llama3Renderer(tok)
     text = in_user.render_text(msgs, tools=TOOLS)
     assert "Environment: ipython\nCutting Knowledge Date" in text
-    assert '<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions' in text
+    assert "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions" in text
     assert text.endswith('"type": "object"\n        }\n    }\n}\n\nq<|eot_id|>')
     assert in_user.render_ids(msgs, tools=TOOLS) == template_ids(tok, msgs, tools=TOOLS)
     in_system = Llama3Renderer(tok, tools_in_user_message=False)
@@ -108,7 +112,7 @@ def test_builtin_tools(tok: Any) -> None:
     assert r.render_ids(json_call) == template_ids(tok, json_call, **kwargs)
     with pytest.raises(ValueError, match=r"messages\[1\]\.tool_calls\[0\]\.function\.arguments: .*brave_search"):
         r.render_ids([msgs[0], call("brave_search", {"query": 1})])
-    with pytest.raises(ValueError, match="builtin_tools: only the Llama 3.1 template"):
+    with pytest.raises(ValueError, match=r"builtin_tools: only the Llama 3\.1 template"):
         Llama3Renderer(tok, variant="3.2", builtin_tools=["brave_search"])
 
 
@@ -116,8 +120,17 @@ def test_builtin_tools(tok: Any) -> None:
     ("messages", "match"),
     [
         (
-            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
-                {"function": {"name": "a", "arguments": {}}}, {"function": {"name": "b", "arguments": {}}}]}],
+            [
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"function": {"name": "a", "arguments": {}}},
+                        {"function": {"name": "b", "arguments": {}}},
+                    ],
+                },
+            ],
             r"messages\[1\]\.tool_calls: .*exactly one tool call .*got 2",
         ),
         (
@@ -125,10 +138,16 @@ def test_builtin_tools(tok: Any) -> None:
             r"messages\[1\]\.tool_calls: .*got 0",
         ),
         (
-            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [{"name": "a", "arguments": {}}]}],
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "", "tool_calls": [{"name": "a", "arguments": {}}]},
+            ],
             r"messages\[1\]\.tool_calls\[0\]\.function",
         ),
-        ([{"role": "user", "content": "q", "tool_calls": [{"function": {"name": "a", "arguments": {}}}]}], r"messages\[0\]\.tool_calls"),
+        (
+            [{"role": "user", "content": "q", "tool_calls": [{"function": {"name": "a", "arguments": {}}}]}],
+            r"messages\[0\]\.tool_calls",
+        ),
         ([{"role": "robot", "content": "q"}], r"messages\[0\]\.role"),
         ([], r"messages: no messages"),
     ],
@@ -154,7 +173,12 @@ def test_parse_content_and_calls(r: Llama3Renderer, tok: Any) -> None:
     parsed = r.parse_response(ids)
     assert parsed.content == ""
     (c,) = parsed.tool_calls
-    assert (c.name, c.arguments, c.status, c.token_span) == ("w", {"city": "Paris"}, ToolCallParseStatus.OK, (0, len(ids)))
+    assert (c.name, c.arguments, c.status, c.token_span) == (
+        "w",
+        {"city": "Paris"},
+        ToolCallParseStatus.OK,
+        (0, len(ids)),
+    )
     json_content = r.parse_response(enc(tok, '{"answer": 42}<|eot_id|>'))
     assert (json_content.content, json_content.tool_calls) == ('{"answer": 42}', ())
 
@@ -167,15 +191,27 @@ def test_parse_content_and_calls(r: Llama3Renderer, tok: Any) -> None:
         ('{"name": 3, "parameters": {}}<|eot_id|>', ToolCallParseStatus.MISSING_NAME, None, {}),
         ('{"name": "w", "parameters": [1]}<|eot_id|>', ToolCallParseStatus.MALFORMED_STRUCTURE, "w", None),
         ('{"name": "w", "arguments": "{}"}<|eot_id|>', ToolCallParseStatus.OK, "w", "{}"),
-        ('<|python_tag|>brave_search.call(query="a, b", n="2")<|eom_id|>', ToolCallParseStatus.OK, "brave_search", {"query": "a, b", "n": "2"}),
-        ("<|python_tag|>brave_search.call(query=oops)<|eom_id|>", ToolCallParseStatus.MALFORMED_STRUCTURE, "brave_search", None),
+        (
+            '<|python_tag|>brave_search.call(query="a, b", n="2")<|eom_id|>',
+            ToolCallParseStatus.OK,
+            "brave_search",
+            {"query": "a, b", "n": "2"},
+        ),
+        (
+            "<|python_tag|>brave_search.call(query=oops)<|eom_id|>",
+            ToolCallParseStatus.MALFORMED_STRUCTURE,
+            "brave_search",
+            None,
+        ),
         ('<|python_tag|>{"name": "w", "parameters": {}}<|eom_id|>', ToolCallParseStatus.OK, "w", {}),
         ('<|python_tag|>{"name": "w"<|eom_id|>', ToolCallParseStatus.INVALID_JSON, None, None),
         ("<|python_tag|>print(1 + 1)<|eom_id|>", ToolCallParseStatus.OK, "code_interpreter", {"code": "print(1 + 1)"}),
         ('<|python_tag|>brave_search.call(query="a', ToolCallParseStatus.UNCLOSED_BLOCK, None, None),
     ],
 )
-def test_parse_statuses(r: Llama3Renderer, tok: Any, text: str, status: ToolCallParseStatus, name: Any, arguments: Any) -> None:
+def test_parse_statuses(
+    r: Llama3Renderer, tok: Any, text: str, status: ToolCallParseStatus, name: Any, arguments: Any
+) -> None:
     parsed = r.parse_response(enc(tok, text))
     (c,) = parsed.tool_calls
     assert (c.status, c.name, c.arguments) == (status, name, arguments)
@@ -199,7 +235,8 @@ def test_bridge_tool_followup_equals_rerender(r: Llama3Renderer, tok: Any) -> No
     assert out.token_ids == full
     assert out.message_roles == ["ipython", "user"]
     cut = r.bridge_to_next_turn(prompt, completion[:-1], new, tools=TOOLS)  # <|eot_id|> synthesised
-    assert cut is not None and cut.token_ids == full
+    assert cut is not None
+    assert cut.token_ids == full
 
 
 def test_bridge_refusals(r: Llama3Renderer, tok: Any) -> None:
@@ -223,17 +260,20 @@ def test_detection_by_template() -> None:
     folder = llama3_dir()
     for template, variant in (("llama3_1", "3.1"), ("llama3_2", "3.2")):
         found = create_renderer(llama3_tokenizer(template))
-        assert isinstance(found, Llama3Renderer) and found.variant == variant
+        assert isinstance(found, Llama3Renderer)
+        assert found.variant == variant
     # A pinned date is a template variable: the probes are rendered with it, so the family still matches. With the
     # date pinned and no built-in tools the 3.1 and 3.2 templates write the same text, so 3.1 (first) is chosen.
     tok32 = llama3_tokenizer("llama3_2")
     dated = create_renderer(tok32, chat_template_kwargs={"date_string": "01 Jan 2025"})
-    assert isinstance(dated, Llama3Renderer) and dated.date_string == "01 Jan 2025"
+    assert isinstance(dated, Llama3Renderer)
+    assert dated.date_string == "01 Jan 2025"
     msgs: list[Any] = [{"role": "user", "content": "q"}, call("w", {"a": 1}), {"role": "tool", "content": "t"}]
     assert dated.render_ids(msgs, tools=TOOLS) == template_ids(tok32, msgs, tools=TOOLS, date_string="01 Jan 2025")
     # The folder as shipped has no template: the native 3.1 layout is used.
     plain = create_renderer(folder)
-    assert isinstance(plain, Llama3Renderer) and plain.variant == "3.1"
+    assert isinstance(plain, Llama3Renderer)
+    assert plain.variant == "3.1"
     # Llama 3.0's template on the same vocabulary is another layout (no date header): not claimed.
     with pytest.warns(NativeRendererUnavailable, match="llama3_1: its chat template renders probe 0 differently"):
         other = create_renderer(load_dir(folder, chat_template=trl_template("llama3")))

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from jinja2.exceptions import TemplateError
 
 from renderers.chat_template import ChatTemplateRenderer
 from renderers.factory import NativeRendererUnavailable, create_renderer
@@ -103,7 +104,8 @@ def test_reasoning_kept_only_after_last_user_and_later_system_dropped(r: MiniMax
         {"role": "assistant", "content": "<think>\nr2\n</think>\n\na2"},
     ]
     text = r.render_text(msgs)
-    assert "r1" not in text and "ignored" not in text
+    assert "r1" not in text
+    assert "ignored" not in text
     assert text.endswith("]~b]user\nq2[e~[\n]~b]ai\n<think>\nr2\n</think>\n\na2[e~[\n")
     assert r.render_ids(msgs) == template_ids(tok, msgs)
     rt = r.render(msgs)
@@ -141,7 +143,7 @@ def test_bad_input_raises_where_the_template_does(
     with pytest.raises(ValueError, match=match):
         r.render_ids(messages, tools=tools)
     if "current_date" not in match:  # the template renders current_date; this renderer refuses it instead
-        with pytest.raises(Exception):  # noqa: B017 - the template's own error types vary (TypeError, TemplateError)
+        with pytest.raises((TypeError, TemplateError)):
             template_ids(tok, messages, tools=tools)
 
 
@@ -190,19 +192,28 @@ def test_parse_calls_statuses_and_spans(r: MiniMaxM2Renderer, tok: Any) -> None:
     assert (parsed.tool_calls[0].name, parsed.tool_calls[0].arguments) == ("w", {"city": "Paris", "days": 3})
     assert parsed.tool_calls[2].arguments == {"days": "three"}
     first_block = parsed.tool_calls[0].token_span
-    assert first_block is not None and parsed.tool_calls[1].token_span == first_block
-    assert ids[first_block[0]] == r.tool_call_start_id and ids[first_block[1] - 1] == r.tool_call_end_id
+    assert first_block is not None
+    assert parsed.tool_calls[1].token_span == first_block
+    assert ids[first_block[0]] == r.tool_call_start_id
+    assert ids[first_block[1] - 1] == r.tool_call_end_id
     last = parsed.tool_calls[-1].token_span
-    assert last is not None and ids[last[0]] == r.tool_call_start_id and last[1] == len(ids)
+    assert last is not None
+    assert ids[last[0]] == r.tool_call_start_id
+    assert last[1] == len(ids)
 
 
 def test_parse_value_types_without_schema(r: MiniMaxM2Renderer, tok: Any) -> None:
-    body = '<invoke name="f">\n<parameter name="n">123</parameter>\n<parameter name="s">hi there</parameter>\n</invoke>\n'
+    body = (
+        '<invoke name="f">\n<parameter name="n">123</parameter>\n<parameter name="s">hi there</parameter>\n</invoke>\n'
+    )
     ids = enc(tok, "r\n</think>\n\n<minimax:tool_call>\n" + body + "</minimax:tool_call>[e~[")
     untyped = r.parse_response(ids).tool_calls[0]
     assert untyped.arguments == {"n": 123, "s": "hi there"}
     typed = r.parse_response(
-        ids, tools=[{"type": "function", "function": {"name": "f", "parameters": {"properties": {"n": {"type": "string"}}}}}]
+        ids,
+        tools=[
+            {"type": "function", "function": {"name": "f", "parameters": {"properties": {"n": {"type": "string"}}}}}
+        ],
     ).tool_calls[0]
     assert typed.arguments == {"n": "123", "s": "hi there"}
 
@@ -236,7 +247,8 @@ def test_bridge_tool_followup_equals_rerender(r: MiniMaxM2Renderer, tok: Any) ->
     assert out.token_ids[: len(prompt) + len(completion)] == prompt + completion
     assert out.message_indices[len(prompt) + len(completion) :].count(-1) > 0
     cut = r.bridge_to_next_turn(prompt, completion[:-1], new, tools=TOOLS)  # [e~[ synthesised
-    assert cut is not None and cut.token_ids == out.token_ids
+    assert cut is not None
+    assert cut.token_ids == out.token_ids
     # Two newlines instead of the template's three: a re-render would differ, so no bridge.
     two = enc(tok, tok.decode(completion).replace("</think>\n\n\n", "</think>\n\n"))
     assert r.bridge_to_next_turn(prompt, two, new, tools=TOOLS) is None
@@ -262,7 +274,11 @@ def test_bridge_refusals(r: MiniMaxM2Renderer, tok: Any) -> None:
     assert out is not None
     full = template_ids(
         tok,
-        [*msgs, {"role": "assistant", "content": "answer", "reasoning_content": "hm"}, {"role": "system", "content": "x"}],
+        [
+            *msgs,
+            {"role": "assistant", "content": "answer", "reasoning_content": "hm"},
+            {"role": "system", "content": "x"},
+        ],
         add_generation_prompt=True,
     )
     assert out.token_ids == full

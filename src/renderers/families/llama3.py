@@ -100,14 +100,18 @@ def _header(role: str) -> str:
     return f"<|start_header_id|>{role}<|end_header_id|>\n\n"
 
 
-def _prepare(messages: Sequence[Message]) -> tuple[list[Message], list[str]]:
-    """``ipython`` messages as ``tool`` ones, and the checks that need the raw messages; also the caller's roles."""
+def _prepare(messages: Sequence[Message]) -> tuple[Any, list[str]]:
+    """``ipython`` messages as ``tool`` ones, and the checks that need the raw messages; also the caller's roles.
+
+    Anything that is not a list of mappings is passed on as it is: ``check_messages`` names the problem.
+    """
     given: Any = messages
     if isinstance(given, str | bytes) or not isinstance(given, Sequence):
-        return given, []  # check_messages names the problem
-    out: list[Message] = []
+        return given, []
+    out: list[Any] = []
     roles: list[str] = []
-    for i, msg in enumerate(messages):
+    for i, item in enumerate(given):
+        msg: Any = item
         if not isinstance(msg, Mapping):
             out.append(msg)
             continue
@@ -127,9 +131,7 @@ def _prepare(messages: Sequence[Message]) -> tuple[list[Message], list[str]]:
                     f"messages[{i}].tool_calls[0].function: the Llama 3 template reads tool_call.function "
                     "(OpenAI shape {'function': {'name', 'arguments'}})"
                 )
-        if msg.get("role") == "ipython":
-            msg = {**msg, "role": "tool"}  # type: ignore[typeddict-item]
-        out.append(msg)
+        out.append({**msg, "role": "tool"} if msg.get("role") == "ipython" else msg)
     return out, roles
 
 
@@ -458,7 +460,10 @@ _PROBES = (
     Probe(
         [
             {"role": "user", "content": "Q"},
-            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
+            },
             {"role": "tool", "content": "T"},
         ],
         tools=_PROBE_TOOLS,

@@ -137,9 +137,7 @@ def _typed_value(raw: str, schema: Any) -> tuple[Any, bool]:
         return raw, declared is None
 
 
-def parse_invokes(
-    body: str, span: tuple[int, int], schemas: Mapping[str, Mapping[str, Any]]
-) -> list[ParsedToolCall]:
+def parse_invokes(body: str, span: tuple[int, int], schemas: Mapping[str, Mapping[str, Any]]) -> list[ParsedToolCall]:
     """The calls in one ``<minimax:tool_call>`` block (the text between the markers).
 
     Every call of a block gets the block's ``span``. A block without a complete ``<invoke name=...>`` ...
@@ -171,7 +169,9 @@ def parse_invokes(
         if inner[ppos:].strip():
             status = ToolCallParseStatus.MALFORMED_STRUCTURE
         if not name:
-            calls.append(ParsedToolCall(raw=raw, arguments=args, token_span=span, status=ToolCallParseStatus.MISSING_NAME))
+            calls.append(
+                ParsedToolCall(raw=raw, arguments=args, token_span=span, status=ToolCallParseStatus.MISSING_NAME)
+            )
         else:
             calls.append(ParsedToolCall(raw=raw, name=name, arguments=args, token_span=span, status=status))
     rest = body[pos:]
@@ -268,7 +268,9 @@ class MiniMaxM2Renderer(PieceRenderer):
                 first_call = pos
             if self.tool_call_end_id not in ids[pos + 1 :]:
                 raw = self._decode(ids[pos + 1 :])
-                calls.append(ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK))
+                calls.append(
+                    ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK)
+                )
                 break
             close = ids.index(self.tool_call_end_id, pos + 1)
             calls.extend(parse_invokes(self._decode(ids[pos + 1 : close]), (pos, close + 1), schemas))
