@@ -162,12 +162,14 @@ def _no_special_strings(tok: Any, msg: dict[str, Any]) -> bool:
 
 
 def _string_schema_tools(msg: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
+    """One tool per called name whose parameters (over all its calls) are all strings."""
+    props: dict[str, dict[str, Any]] = {}
     for call in msg.get("tool_calls", []):
         fn = call["function"]
-        props = {k: {"type": "string"} for k in fn["arguments"]}
-        out.append({"type": "function", "function": {"name": fn["name"], "parameters": {"properties": props}}})
-    return out
+        props.setdefault(fn["name"], {}).update({k: {"type": "string"} for k in fn["arguments"]})
+    return [
+        {"type": "function", "function": {"name": name, "parameters": {"properties": p}}} for name, p in props.items()
+    ]
 
 
 @given(msg=round_trip_messages())
