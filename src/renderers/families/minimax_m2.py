@@ -301,7 +301,6 @@ class MiniMaxM2Renderer(PieceRenderer):
         prompt = list(previous_prompt_ids)
         if not prompt or not new_messages:
             return None
-        _reject_system_extras(new_messages)
         n = len(self._gen_prompt_ids)
         if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
             return None
