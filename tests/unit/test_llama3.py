@@ -278,3 +278,22 @@ def test_detection_by_template() -> None:
     with pytest.warns(NativeRendererUnavailable, match="llama3_1: its chat template renders probe 0 differently"):
         other = create_renderer(load_dir(folder, chat_template=trl_template("llama3")))
     assert isinstance(other, ChatTemplateRenderer)
+
+
+def test_bridge_after_builtin_call_equals_rerender(tok: Any) -> None:
+    r = Llama3Renderer(tok, builtin_tools=["brave_search"])
+    msgs: list[Any] = [{"role": "user", "content": "find llamas"}]
+    prompt = r.render_ids(msgs, add_generation_prompt=True)
+    completion = enc(tok, '<|python_tag|>brave_search.call(query="llamas")<|eom_id|>')
+    new: list[Any] = [{"role": "ipython", "content": "results"}]
+    out = r.bridge_to_next_turn(prompt, completion, new)
+    assert out is not None
+    full = template_ids(
+        tok,
+        [*msgs, call("brave_search", {"query": "llamas"}), *new],
+        add_generation_prompt=True,
+        builtin_tools=["brave_search"],
+    )
+    assert out.token_ids == full
+    # The same call ended with <|eot_id|>: the template writes <|eom_id|> in ipython mode, so no bridge.
+    assert r.bridge_to_next_turn(prompt, [*completion[:-1], r.eot_id], new) is None

@@ -291,3 +291,15 @@ def test_template_file_is_the_m2_layout() -> None:
         assert marker in template
     config = json.loads((otc_dir("minimax") / "tokenizer_config.json").read_text(encoding="utf-8"))
     assert config["tokenizer_class"] == "GPT2Tokenizer"
+
+
+def test_bridged_system_extras_are_ignored_like_the_template(r: MiniMaxM2Renderer, tok: Any) -> None:
+    # Only the first message's current_date is rendered; a later system message renders nothing at all.
+    msgs: list[Any] = [{"role": "user", "content": "q"}]
+    prompt = r.render_ids(msgs, add_generation_prompt=True)
+    completion = enc(tok, "hm\n</think>\n\nanswer[e~[")
+    new: list[Any] = [{"role": "system", "content": "s", "current_date": "2025-01-01"}]
+    out = r.bridge_to_next_turn(prompt, completion, new)
+    assert out is not None
+    assistant = {"role": "assistant", "content": "answer", "reasoning_content": "hm"}
+    assert out.token_ids == template_ids(tok, [*msgs, assistant, *new], add_generation_prompt=True)
