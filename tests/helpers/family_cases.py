@@ -14,10 +14,30 @@ from typing import Any
 from hypothesis import strategies as st
 
 from renderers.families.deepseek import DeepSeekRenderer
+from renderers.families.llama3 import Llama3Renderer
+from renderers.families.minimax_m2 import MiniMaxM2Renderer
 from renderers.families.qwen3 import Qwen3Renderer
 from renderers.families.qwen3_5 import Qwen35Renderer
 from renderers.protocol import Renderer
-from tests.helpers.conversations import SPECIAL_FRAGMENTS, ArgsForm, conversations, render_text, text_with
+from tests.helpers.conversations import (
+    SPECIAL_FRAGMENTS,
+    ArgsForm,
+    assistant_messages,
+    conversations,
+    plain_text,
+    render_text,
+    text_with,
+    tool_specs,
+)
+from tests.helpers.llama3_tokenizer import LLAMA_FRAGMENTS, ll_conversations, llama3_tokenizer
+from tests.helpers.minimax_tokenizer import (
+    MINIMAX_FRAGMENTS,
+    minimax_m2_dir,
+    minimax_m2_tokenizer,
+    mm_assistant,
+    mm_conversations,
+    mm_tools,
+)
 from tests.helpers.offline_tokenizers import otc_dir, otc_tokenizer
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer_dir, upstream_qwen3_tokenizer
 
@@ -69,7 +89,9 @@ class FamilyCase:
 
     ``tokenizer`` loads the real tokenizer carrying the real template (the truth); ``args_form`` is how the
     template takes tool-call arguments; ``special`` are marker strings worth mixing into generated text;
-    ``conversations`` draws conversations the template accepts (default: any, with ``special`` in the text);
+    ``conversations``, ``tools`` and ``assistants`` draw conversations, tool lists and assistant turns the template
+    accepts (default: any, with ``special`` in the text); ``completion_after_prompt`` says a rendered last turn
+    starts with the generation prompt, so its completion is what follows that prompt (else: its sampled tokens);
     ``template_kwargs`` go to ``apply_chat_template``; ``peer_module``/``peer_class``/``peer_config`` build the
     peer's renderer (``None`` where the peer has none); ``folder`` is a tokenizer folder the mock servers can load
     (``--tokenizer``) for multi-turn rollouts with this family's ids (``None``: not used there).
@@ -86,6 +108,9 @@ class FamilyCase:
     peer_config: Mapping[str, Any] = field(default_factory=dict)
     folder: Callable[[], Path] | None = None
     conversations: st.SearchStrategy[list[dict[str, Any]]] | None = None
+    tools: st.SearchStrategy[list[dict[str, Any]] | None] = field(default_factory=tool_specs)
+    assistants: st.SearchStrategy[dict[str, Any]] | None = None
+    completion_after_prompt: bool = True
 
     def conversation_strategy(self) -> st.SearchStrategy[list[dict[str, Any]]]:
         if self.conversations is not None:
@@ -127,6 +152,32 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         special=DEEPSEEK_MARKERS,
         folder=lambda: otc_dir("deepseek-v3"),
         conversations=conversations(text_with(DEEPSEEK_MARKERS), "str").map(typed_calls),
+        completion_after_prompt=False,
+    ),
+    "minimax_m2": FamilyCase(
+        family="minimax_m2",
+        tokenizer=minimax_m2_tokenizer,
+        ours=lambda tok: MiniMaxM2Renderer(tok),
+        peer_module="minimax_m2",
+        peer_class="MiniMaxM2Renderer",
+        args_form="dict",
+        special=tuple(MINIMAX_FRAGMENTS),
+        folder=minimax_m2_dir,
+        conversations=mm_conversations(),
+        tools=mm_tools,
+        assistants=mm_assistant(plain_text),
+    ),
+    "llama3_1": FamilyCase(
+        family="llama3_1",
+        tokenizer=llama3_tokenizer,
+        tools=tool_specs().filter(lambda t: t is None),  # tools go into the first user message, which may be absent
+        ours=lambda tok: Llama3Renderer(tok),
+        peer_module="llama_3",
+        peer_class="Llama3Renderer",
+        special=tuple(LLAMA_FRAGMENTS),
+        conversations=ll_conversations(),
+        # One call at most (the template refuses more); plain text, since content that is a JSON call is a call.
+        assistants=assistant_messages(plain_text).filter(lambda m: len(m.get("tool_calls", [])) <= 1),
     ),
 }
 

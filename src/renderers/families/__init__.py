@@ -8,7 +8,7 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import deepseek, qwen3, qwen3_5
+from renderers.families import deepseek, llama3, minimax_m2, qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
@@ -19,6 +19,9 @@ FAMILIES: tuple[Family, ...] = (
     qwen3_5.FAMILY,
     qwen3_5.FAMILY_3_6,
     *deepseek.FAMILIES,
+    minimax_m2.FAMILY,
+    llama3.FAMILY_3_1,
+    llama3.FAMILY_3_2,
 )
 
 

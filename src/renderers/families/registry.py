@@ -75,7 +75,8 @@ class Family:
             if not self.claims_without_template:
                 return Verdict(self.name, None, "it has no chat template, and other formats share this vocabulary")
             return Verdict(self.name, renderer)  # nothing to disagree with: the native layout is the model's
-        kwargs = {**options, **self.template_kwargs(enable_thinking)}  # the template sees what the renderer got
+        # The options the renderer was built with are template variables too (e.g. a date or an identity line).
+        kwargs = {**options, **self.template_kwargs(enable_thinking)}
         for n, probe in enumerate(self.probes):
             try:
                 expected = tokenizer.apply_chat_template(
