@@ -8,13 +8,16 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import qwen3
+from renderers.families import gpt_oss, qwen3
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
 
 # Order matters only where vocabularies overlap: the more specific template first.
-FAMILIES: tuple[Family, ...] = (qwen3.FAMILY,)
+FAMILIES: tuple[Family, ...] = (
+    qwen3.FAMILY,
+    gpt_oss.FAMILY,
+)
 
 
 def family_named(name: str) -> Family:
