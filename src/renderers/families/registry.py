@@ -70,7 +70,7 @@ class Family:
             return Verdict(self.name, None, str(exc))
         if not getattr(tokenizer, "chat_template", None):
             return Verdict(self.name, renderer)  # nothing to disagree with: the native layout is the model's
-        kwargs = dict(self.template_kwargs(enable_thinking))
+        kwargs = {**self.template_kwargs(enable_thinking), **options}  # the template sees the caller's options too
         for n, probe in enumerate(self.probes):
             try:
                 expected = tokenizer.apply_chat_template(
