@@ -133,7 +133,9 @@ def _build_folder(out: Path, template: str) -> None:
     ids = sorted(specials.values())
     if ids != list(range(199998, 201088)):
         pytest.fail(f"quicktok's o200k_harmony specials are not ids 199998-201087 without gaps ({len(ids)} ids)")
-    converter = TikTokenConverter(vocab_file=str(tiktoken_dir() / "o200k_base.tiktoken"), pattern=O200K_PATTERN)
+    converter = TikTokenConverter(  # type: ignore[no-untyped-call]
+        vocab_file=str(tiktoken_dir() / "o200k_base.tiktoken"), pattern=O200K_PATTERN
+    )
     backend = converter.converted()
     from tokenizers import AddedToken
 

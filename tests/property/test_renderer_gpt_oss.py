@@ -8,7 +8,7 @@ read today's date at render time.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import assume, given
@@ -40,7 +40,7 @@ EFFORTS = ("low", "medium", "high")
 # ---------------------------------------------------------------------------------------------------------------------
 # Strategies: JSON-schema tool specs with everything the template's TypeScript rendering branches on.
 
-scalar_schemas = st.one_of(
+scalar_schemas: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.fixed_dictionaries({"type": st.sampled_from(["string", "number", "integer", "boolean", "object", "array"])}),
     st.fixed_dictionaries({"type": st.just("string"), "enum": st.lists(tool_names, min_size=1, max_size=3)}),
     st.fixed_dictionaries({"type": st.lists(st.sampled_from(["string", "null", "object"]), min_size=1, max_size=2)}),
@@ -194,7 +194,10 @@ def test_attribution_invariants(
     assert rt.message_roles == [m["role"] for m in msgs]
     seen = [i for i in rt.message_indices if i >= 0]
     assert seen == sorted(seen)
-    decode = lambda ids: tok.decode(ids, skip_special_tokens=False)  # noqa: E731
+
+    def decode(ids: list[int]) -> str:
+        return str(tok.decode(ids, skip_special_tokens=False))
+
     assert decode(rt.token_ids).startswith("<|start|>system<|message|>")
     assert rt.message_indices[0] == -1
     spans = rt.message_token_spans()
@@ -346,7 +349,11 @@ def _harmony_ids(msgs: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
     import openai_harmony as oh
 
     enc = harmony_encoding()
-    system = oh.SystemContent.new().with_conversation_start_date(date).with_reasoning_effort(oh.ReasoningEffort[effort.upper()])
+    system = (
+        oh.SystemContent.new()
+        .with_conversation_start_date(date)
+        .with_reasoning_effort(oh.ReasoningEffort[effort.upper()])
+    )
     conv: list[Any] = [oh.Message.from_role_and_content(oh.Role.SYSTEM, system)]
     rest = msgs
     instructions = ""
@@ -359,7 +366,9 @@ def _harmony_ids(msgs: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
         if tools:
             dev = dev.with_function_tools(
                 [
-                    oh.ToolDescription.new(t["function"]["name"], t["function"]["description"], t["function"]["parameters"])
+                    oh.ToolDescription.new(
+                        t["function"]["name"], t["function"]["description"], t["function"]["parameters"]
+                    )
                     for t in tools
                 ]
             )
@@ -368,7 +377,9 @@ def _harmony_ids(msgs: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
         if m["role"] == "user":
             conv.append(oh.Message.from_role_and_content(oh.Role.USER, m["content"]))
         elif k == len(rest) - 1 and m.get("reasoning_content") is not None:
-            conv.append(oh.Message.from_role_and_content(oh.Role.ASSISTANT, m["reasoning_content"]).with_channel("analysis"))
+            conv.append(
+                oh.Message.from_role_and_content(oh.Role.ASSISTANT, m["reasoning_content"]).with_channel("analysis")
+            )
             conv.append(oh.Message.from_role_and_content(oh.Role.ASSISTANT, m["content"]).with_channel("final"))
         else:
             conv.append(oh.Message.from_role_and_content(oh.Role.ASSISTANT, m["content"]).with_channel("final"))
@@ -386,8 +397,9 @@ def _harmony_ids(msgs: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
     last_reasoning=st.none() | plain_text,
     answered=st.booleans(),
     # Harmony writes no `// ` line for an empty description (the template does) and splits multi-line ones.
-    params=st.lists(st.tuples(tool_names, st.from_regex(r"[A-Za-z][A-Za-z ,.]{0,20}", fullmatch=True), simple_params),
-                    max_size=2),  # fmt: skip
+    params=st.lists(
+        st.tuples(tool_names, st.from_regex(r"[A-Za-z][A-Za-z ,.]{0,20}", fullmatch=True), simple_params), max_size=2
+    ),
     effort=st.sampled_from(EFFORTS),
 )
 def test_render_equals_openai_harmony(
@@ -410,9 +422,12 @@ def test_render_equals_openai_harmony(
     else:
         msgs.pop()
     tools = [
-        {"type": "function", "function": {"name": n, "description": d, "parameters": {"type": "object", "properties": p}}}
+        {
+            "type": "function",
+            "function": {"name": n, "description": d, "parameters": {"type": "object", "properties": p}},
+        }
         for n, d, p in params
     ] or None
     r = GptOssRenderer(tok, reasoning_effort=effort, date="2025-01-02")
-    got = r.render_ids(msgs, tools=tools, add_generation_prompt=not answered)
+    got = r.render_ids(cast(Any, msgs), tools=tools, add_generation_prompt=not answered)
     assert got == _harmony_ids(msgs, tools, effort, "2025-01-02")

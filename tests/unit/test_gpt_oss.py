@@ -25,7 +25,7 @@ from tests.helpers.gpt_oss_tokenizer import (
 from tests.helpers.offline_tokenizers import load_dir, template_ids, trl_template
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer
 
-TOOLS = [
+TOOLS: Any = [
     {
         "type": "function",
         "function": {
@@ -42,7 +42,7 @@ TOOLS = [
         },
     }
 ]
-CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+CALL: Any = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_date_parameter_matches_template_at_that_date(tok: Any, monkeypatch: pyt
             return cls(2025, 1, 2, 12, 0)
 
     monkeypatch.setattr(ctu, "datetime", FixedNow)
-    msgs = [{"role": "user", "content": "hi"}]
+    msgs: Any = [{"role": "user", "content": "hi"}]
     expected = template_ids(tok, msgs, add_generation_prompt=True)
     assert "Current date: 2025-01-02\n" in tok.decode(expected)
     for date in (datetime.date(2025, 1, 2), "2025-01-02"):
@@ -126,13 +126,13 @@ def test_default_date_is_today(r: GptOssRenderer) -> None:
     "options", [{"reasoning_effort": "high"}, {"reasoning_effort": "low", "model_identity": "You are a pirate."}]
 )
 def test_template_options(tok: Any, options: dict[str, str]) -> None:
-    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}]
+    msgs: Any = [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}]
     expected = template_ids(tok, msgs, tools=TOOLS, add_generation_prompt=True, **options)
     assert GptOssRenderer(tok, **options).render_ids(msgs, tools=TOOLS, add_generation_prompt=True) == expected
 
 
 def test_tool_call_turn_layout(tok: Any, r: GptOssRenderer) -> None:
-    msgs = [
+    msgs: Any = [
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": "", "reasoning_content": "Need the tool.", "tool_calls": [CALL]},
         {"role": "tool", "content": '{"temp_c": 21}'},
@@ -148,7 +148,7 @@ def test_tool_call_turn_layout(tok: Any, r: GptOssRenderer) -> None:
         tok, msgs, tools=TOOLS, add_generation_prompt=True
     )
     # A later answer drops the call's analysis, as the template does.
-    done = [*msgs, {"role": "assistant", "content": "21 C", "reasoning_content": "Easy."}]
+    done: Any = [*msgs, {"role": "assistant", "content": "21 C", "reasoning_content": "Easy."}]
     assert "Need the tool." not in r.render_text(done, tools=TOOLS)
     assert r.render_ids(done, tools=TOOLS) == template_ids(tok, done, tools=TOOLS)
     assert r.render_text(done, tools=TOOLS).endswith(
@@ -158,8 +158,8 @@ def test_tool_call_turn_layout(tok: Any, r: GptOssRenderer) -> None:
 
 
 def test_string_arguments_are_json_quoted_like_the_template(tok: Any, r: GptOssRenderer) -> None:
-    call = {"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    call: Any = {"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    msgs: Any = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
     assert '<|message|>"{\\"city\\": \\"Paris\\"}"<|call|>' in r.render_text(msgs)
     assert r.render_ids(msgs) == template_ids(tok, msgs)
     completion = r.render_ids(msgs)[len(r.render_ids(msgs[:1], add_generation_prompt=True)) :]
@@ -183,7 +183,7 @@ def _template_raises(tok: Any, msgs: Any, tools: Any = None) -> bool:
     [
         ([{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}], "messages[1]"),
         (
-            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "c", "thinking": "t", "tool_calls": [CALL]}],
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "c", "thinking": "t", "tool_calls": [CALL]}],  # noqa: E501
             "messages[1]",
         ),
         (
@@ -191,7 +191,7 @@ def _template_raises(tok: Any, msgs: Any, tools: Any = None) -> bool:
             "messages[1].content",
         ),
         (
-            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "thinking": "<|channel|>analysis<|message|>"}],
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "thinking": "<|channel|>analysis<|message|>"}],  # noqa: E501
             "messages[1].reasoning_content",
         ),
     ],
@@ -203,24 +203,27 @@ def test_errors_where_the_template_raises(tok: Any, r: GptOssRenderer, msgs: Any
 
 
 def test_errors_where_the_template_drops_input(tok: Any, r: GptOssRenderer) -> None:
-    late_system = [{"role": "user", "content": "q"}, {"role": "system", "content": "LATE"}]
+    late_system: Any = [{"role": "user", "content": "q"}, {"role": "system", "content": "LATE"}]
     assert "LATE" not in tok.decode(template_ids(tok, late_system))
     with pytest.raises(ValueError, match=r"messages\[1\]\.role"):
         r.render_ids(late_system)
-    second = {"type": "function", "function": {"name": "other", "arguments": {}}}
-    two_calls = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [CALL, second]}]
+    second: Any = {"type": "function", "function": {"name": "other", "arguments": {}}}
+    two_calls: Any = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL, second]},
+    ]
     assert "other" not in tok.decode(template_ids(tok, two_calls))
     with pytest.raises(ValueError, match=r"messages\[1\]\.tool_calls"):
         r.render_ids(two_calls)
 
 
 def test_tool_spec_errors(tok: Any, r: GptOssRenderer) -> None:
-    msgs = [{"role": "user", "content": "q"}]
-    no_description = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    msgs: Any = [{"role": "user", "content": "q"}]
+    no_description: Any = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     assert _template_raises(tok, msgs, no_description)
     with pytest.raises(ValueError, match=r"tools\[0\]\.description"):
         r.render_ids(msgs, tools=no_description)
-    enum_default = [
+    enum_default: Any = [
         {
             "type": "function",
             "function": {
@@ -236,8 +239,8 @@ def test_tool_spec_errors(tok: Any, r: GptOssRenderer) -> None:
 
 
 def test_flat_tool_specs_render_like_the_envelope(r: GptOssRenderer) -> None:
-    msgs = [{"role": "user", "content": "q"}]
-    flat = [TOOLS[0]["function"]]
+    msgs: Any = [{"role": "user", "content": "q"}]
+    flat: Any = [TOOLS[0]["function"]]
     assert r.render_ids(msgs, tools=flat) == r.render_ids(msgs, tools=TOOLS)
 
 
@@ -286,18 +289,23 @@ def test_parses_answer_and_ignores_what_follows_the_stop(tok: Any, r: GptOssRend
     assert (parsed.content, parsed.reasoning_content, parsed.tool_calls) == ("Hi!", "hmm", ())
 
 
+_HEAD = "<|channel|>commentary to=functions.f json<|message|>"
+_OK = ToolCallParseStatus.OK
+
+
 @pytest.mark.parametrize(
     ("text", "status", "name", "arguments"),
     [
-        ('<|channel|>commentary to=functions.f <|constrain|>json<|message|>{"a": 1', ToolCallParseStatus.UNCLOSED_BLOCK, "f", None),
+        (_HEAD + '{"a": 1', ToolCallParseStatus.UNCLOSED_BLOCK, "f", None),
         ("<|channel|>commentary to=functions.f", ToolCallParseStatus.UNCLOSED_BLOCK, "f", None),
-        ("<|channel|>commentary to=functions.f json<|message|>{not json}<|call|>", ToolCallParseStatus.INVALID_JSON, "f", None),
-        ("<|channel|>commentary to=functions.f json<|message|>[1, 2]<|call|>", ToolCallParseStatus.MALFORMED_STRUCTURE, "f", None),
-        ('<|channel|>commentary to=functions. json<|message|>{"a": 1}<|call|>', ToolCallParseStatus.MISSING_NAME, None, None),
-        (' to=functions.f<|channel|>commentary json<|message|>"{\\"a\\": 1}"<|call|>', ToolCallParseStatus.OK, "f", '{"a": 1}'),
-        ('<|channel|>commentary to=browser.search <|constrain|>json<|message|>{"q": "x"}<|call|>', ToolCallParseStatus.OK, "browser.search", {"q": "x"}),
+        (_HEAD + "{not json}<|call|>", ToolCallParseStatus.INVALID_JSON, "f", None),
+        (_HEAD + "[1, 2]<|call|>", ToolCallParseStatus.MALFORMED_STRUCTURE, "f", None),
+        (_HEAD.replace(".f", ".") + '{"a": 1}<|call|>', ToolCallParseStatus.MISSING_NAME, None, None),
+        (' to=functions.f<|channel|>commentary json<|message|>"{\\"a\\": 1}"<|call|>', _OK, "f", '{"a": 1}'),
+        (_HEAD.replace("functions.f", "browser.search") + '{"q": "x"}<|call|>', _OK, "browser.search", {"q": "x"}),
+        (_HEAD.replace(" json", " <|constrain|>json") + "{}<|call|>", _OK, "f", {}),
     ],
-)  # fmt: skip
+)
 def test_tool_call_statuses(
     tok: Any, r: GptOssRenderer, text: str, status: ToolCallParseStatus, name: str | None, arguments: Any
 ) -> None:
@@ -309,8 +317,11 @@ def test_truncated_reasoning_and_preamble(tok: Any, r: GptOssRenderer) -> None:
     cut = r.parse_response(ids(tok, "<|channel|>analysis<|message|>still thinking"))
     assert (cut.content, cut.reasoning_content) == ("", "still thinking")
     preamble = r.parse_response(
-        ids(tok, "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant to=functions.f<|channel|>"
-                 "commentary json<|message|>{}<|call|>")  # fmt: skip
+        ids(
+            tok,
+            "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant to=functions.f<|channel|>"
+            "commentary json<|message|>{}<|call|>",
+        )
     )
     assert preamble.content == "Checking."
     assert [c.name for c in preamble.tool_calls] == ["f"]
@@ -326,7 +337,7 @@ def test_truncated_reasoning_and_preamble(tok: Any, r: GptOssRenderer) -> None:
 
 
 def _call_turn(tok: Any, r: GptOssRenderer) -> tuple[list[int], list[int]]:
-    msgs: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    msgs: Any = [{"role": "user", "content": "Weather in Paris?"}]
     prompt = r.render_ids(msgs, tools=TOOLS, add_generation_prompt=True)
     full = r.render_ids([*msgs, {"role": "assistant", "content": "Need it.", "tool_calls": [CALL]}], tools=TOOLS)
     return prompt, full[len(prompt) :]
@@ -334,7 +345,7 @@ def _call_turn(tok: Any, r: GptOssRenderer) -> tuple[list[int], list[int]]:
 
 def test_bridge_refusals(tok: Any, r: GptOssRenderer) -> None:
     prompt, completion = _call_turn(tok, r)
-    tool = [{"role": "tool", "content": "21"}]
+    tool: Any = [{"role": "tool", "content": "21"}]
     assert r.bridge_to_next_turn(prompt, completion, tool) is not None
     assert r.bridge_to_next_turn([], completion, tool) is None
     assert r.bridge_to_next_turn(prompt, completion, []) is None
@@ -343,8 +354,11 @@ def test_bridge_refusals(tok: Any, r: GptOssRenderer) -> None:
     assert r.bridge_to_next_turn(prompt, completion[:-1], tool) is None  # cut off before <|call|>
     answer = ids(tok, "<|channel|>final<|message|>Sunny.<|return|>")
     assert r.bridge_to_next_turn(prompt, answer, [{"role": "user", "content": "thanks"}]) is None
-    two_thoughts = ids(tok, "<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>analysis<|message|>b"
-                            "<|end|><|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>")  # fmt: skip
+    two_thoughts = ids(
+        tok,
+        "<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>analysis<|message|>b"
+        "<|end|><|start|>assistant to=functions.f<|channel|>commentary json<|message|>{}<|call|>",
+    )
     assert r.bridge_to_next_turn(prompt, two_thoughts, tool) is None
     builtin = ids(tok, "<|channel|>commentary to=browser.search json<|message|>{}<|call|>")
     assert r.bridge_to_next_turn(prompt, builtin, tool) is None
@@ -359,7 +373,10 @@ def test_bridge_keeps_the_models_own_header_verbatim(tok: Any, r: GptOssRenderer
     assert out is not None
     assert out.token_ids[: len(prompt) + len(sampled)] == [*prompt, *sampled]
     tail = tok.decode(out.token_ids[len(prompt) + len(sampled) :])
-    assert tail == '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"21"<|end|><|start|>assistant'
+    assert (
+        tail
+        == '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"21"<|end|><|start|>assistant'
+    )
     assert out.message_indices[len(prompt) + len(sampled)] == 0
 
 
@@ -384,7 +401,9 @@ def test_create_renderer_passes_template_options(tok: Any) -> None:
 
 
 def test_gpt_oss_vocabulary_with_another_template_is_not_claimed() -> None:
-    other = load_dir(gpt_oss_tokenizer_dir(), chat_template=trl_template("gptoss").replace("Knowledge cutoff", "Cutoff"))
+    other = load_dir(
+        gpt_oss_tokenizer_dir(), chat_template=trl_template("gptoss").replace("Knowledge cutoff", "Cutoff")
+    )
     with pytest.warns(NativeRendererUnavailable, match="gpt-oss: its chat template renders probe 0 differently"):
         renderer = create_renderer(other)
     assert not isinstance(renderer, GptOssRenderer)
@@ -402,7 +421,7 @@ def test_forced_family_name(tok: Any) -> None:
 
 
 def test_tool_result_content_is_json(r: GptOssRenderer) -> None:
-    msgs = [
+    msgs: Any = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "", "tool_calls": [CALL]},
         {"role": "tool", "content": 'line1\nline2 "q" é'},

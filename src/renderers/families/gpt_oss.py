@@ -211,7 +211,9 @@ class GptOssRenderer(PieceRenderer):
             pieces.append(Piece("<|end|>", owner))
         first = 1 if has_system else 0
         pieces.extend(
-            self._message_pieces(msgs[first:], offset=first, last_call=None, add_generation_prompt=add_generation_prompt)
+            self._message_pieces(
+                msgs[first:], offset=first, last_call=None, add_generation_prompt=add_generation_prompt
+            )
         )
         if add_generation_prompt:
             pieces.append(Piece(_GEN_PROMPT, -1))
@@ -249,7 +251,7 @@ class GptOssRenderer(PieceRenderer):
                     )
                 quoted = tojson(m.content)
                 out += [
-                    Piece(f"<|start|>functions.{last_call} to=assistant<|channel|>commentary<|message|>\"", j),
+                    Piece(f'<|start|>functions.{last_call} to=assistant<|channel|>commentary<|message|>"', j),
                     Piece(quoted[1:-1], j, False, True),
                     Piece('"<|end|>', j),
                 ]
@@ -278,9 +280,7 @@ class GptOssRenderer(PieceRenderer):
         out = [Piece("<|start|>assistant", j)]
 
         def analysis(text: str) -> None:
-            out.extend(
-                [sampled("<|channel|>analysis<|message|>"), sampled(text), sampled("<|end|><|start|>assistant")]
-            )
+            out.extend([sampled("<|channel|>analysis<|message|>"), sampled(text), sampled("<|end|><|start|>assistant")])
 
         if m.tool_calls:
             if len(m.tool_calls) > 1:

@@ -105,7 +105,7 @@ def _ts_type(where: str, spec: Mapping[str, Any]) -> str:
 
 def _tool_text(where: str, tool: Mapping[str, Any]) -> str:
     out = "// " + _concat(f"{where}.description", tool.get("description")) + "\n"
-    out += "type " + tool["name"] + " = "
+    out += f"type {tool['name']} = "
     params = tool.get("parameters")
     props = _spec(f"{where}.parameters", params).get("properties") if params else None
     if not props:
@@ -118,7 +118,7 @@ def _tool_text(where: str, tool: Mapping[str, Any]) -> str:
         spec = _spec(here, raw)
         if spec.get("description"):
             out += "// " + _concat(f"{here}.description", spec["description"]) + "\n"
-        out += name + ("" if name in required else "?") + ": " + _ts_type(here, spec)
+        out += f"{name}{'' if name in required else '?'}: {_ts_type(here, spec)}"
         if "default" in spec:
             if spec.get("enum"):
                 out += ", // default: " + _concat(f"{here}.default", spec["default"])

@@ -3,7 +3,8 @@
 A completion follows the prompt's ``<|start|>assistant``, so its first message has no ``<|start|>`` and no role;
 every later one does::
 
-    <|channel|>analysis<|message|>…<|end|><|start|>assistant to=functions.f<|channel|>commentary json<|message|>{…}<|call|>
+    <|channel|>analysis<|message|>…<|end|>
+        <|start|>assistant to=functions.f<|channel|>commentary json<|message|>{…}<|call|>
     <|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…<|return|>
 
 This is not the single-marker shape :class:`~renderers.parsing.MarkerParser` reads (reasoning and tool calls are
@@ -169,7 +170,5 @@ def _tool_call(msg: HarmonyMessage) -> ParsedToolCall:
     except ValueError:
         return ParsedToolCall(raw=msg.body, name=name, token_span=span, status=ToolCallParseStatus.INVALID_JSON)
     if not isinstance(args, dict | str):
-        return ParsedToolCall(
-            raw=msg.body, name=name, token_span=span, status=ToolCallParseStatus.MALFORMED_STRUCTURE
-        )
+        return ParsedToolCall(raw=msg.body, name=name, token_span=span, status=ToolCallParseStatus.MALFORMED_STRUCTURE)
     return ParsedToolCall(raw=msg.body, name=name, arguments=args, token_span=span)
