@@ -352,6 +352,7 @@ def test_bridge_refusals(tok: Any, r: GptOssRenderer) -> None:
     assert r.bridge_to_next_turn(prompt[:-1], completion, tool) is None
     assert r.bridge_to_next_turn(prompt, completion, [{"role": "assistant", "content": "x"}]) is None
     assert r.bridge_to_next_turn(prompt, completion[:-1], tool) is None  # cut off before <|call|>
+    assert r.bridge_to_next_turn(prompt, [r.call_id], tool) is None
     answer = ids(tok, "<|channel|>final<|message|>Sunny.<|return|>")
     assert r.bridge_to_next_turn(prompt, answer, [{"role": "user", "content": "thanks"}]) is None
     two_thoughts = ids(

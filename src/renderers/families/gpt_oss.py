@@ -169,6 +169,8 @@ class GptOssRenderer(PieceRenderer):
             return None
         completion = list(previous_completion_ids[: cut + 1])
         parts = self._parser.messages(completion)
+        if not parts:
+            return None  # a bare <|call|>: no message to extend
         *before, call = parts
         if call.terminator != self.call_id or not (call.recipient or "").startswith("functions."):
             return None
