@@ -431,3 +431,73 @@ def test_render_equals_openai_harmony(
     r = GptOssRenderer(tok, reasoning_effort=effort, date="2025-01-02")
     got = r.render_ids(cast(Any, msgs), tools=tools, add_generation_prompt=not answered)
     assert got == _harmony_ids(msgs, tools, effort, "2025-01-02")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs the template refuses, and arbitrary completions.
+
+
+@st.composite
+def loose_conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Any role anywhere, tool messages without a call, several calls, content and reasoning beside a call."""
+    msgs: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 5))):
+        role = draw(st.sampled_from(["system", "user", "assistant", "tool"]))
+        if role != "assistant":
+            msgs.append({"role": role, "content": draw(render_text)})
+            continue
+        msg: dict[str, Any] = {"role": "assistant", "content": draw(render_text)}
+        if draw(st.booleans()):
+            msg["reasoning_content"] = draw(render_text)
+        if draw(st.booleans()):
+            msg["tool_calls"] = [_call(draw(tool_names), draw(arg_dicts)) for _ in range(draw(st.integers(1, 2)))]
+        msgs.append(msg)
+    return msgs
+
+
+@given(msgs=loose_conversations(), gen=st.booleans())
+def test_errors_where_the_template_fails_or_drops_input(
+    tok_holder: _Tok, renderers: dict[str, GptOssRenderer], msgs: Any, gen: bool
+) -> None:
+    tok = tok_holder.tokenizer
+    try:
+        expected: list[int] | None = template_ids(tok, msgs, add_generation_prompt=gen)
+    except Exception:
+        expected = None
+    try:
+        got: list[int] | None = renderers["medium"].render_ids(msgs, add_generation_prompt=gen)
+        error = ""
+    except ValueError as exc:
+        got, error = None, str(exc)
+    if expected is None:
+        assert got is None, "the template raises on this input; the renderer must raise a ValueError"
+        assert error.startswith("messages[")
+    elif got is None:
+        # Where the template renders but silently drops input, the renderer refuses it.
+        assert "would be dropped" in error or "renders only the first" in error, error
+    else:
+        assert got == expected
+
+
+special_ids = st.sampled_from([200006, 200007, 200008, 200005, 200003, 200002, 200012, 199999])
+
+
+@given(
+    parts=st.lists(
+        st.one_of(special_ids.map(lambda t: [t]), st.sampled_from([*HARMONY_FRAGMENTS, "assistant", "{", '{"a": 1}'])),
+        max_size=20,
+    )
+)
+def test_parse_never_raises_and_spans_stay_inside(
+    tok_holder: _Tok, renderers: dict[str, GptOssRenderer], parts: list[Any]
+) -> None:
+    tok = tok_holder.tokenizer
+    completion: list[int] = []
+    for part in parts:
+        completion += part if isinstance(part, list) else tok.encode(part, add_special_tokens=False)
+    parsed = renderers["medium"].parse_response(completion)
+    assert isinstance(parsed.content, str)
+    for call in parsed.tool_calls:
+        assert call.token_span is not None
+        assert 0 <= call.token_span[0] < call.token_span[1] <= len(completion)
+        assert (call.status is ToolCallParseStatus.OK) == (call.arguments is not None)
