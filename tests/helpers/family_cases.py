@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from renderers.families.deepseek import DeepSeekRenderer
+from renderers.families.gpt_oss import GptOssRenderer
 from renderers.families.llama3 import Llama3Renderer
 from renderers.families.minimax_m2 import MiniMaxM2Renderer
 from renderers.families.qwen3 import Qwen3Renderer
@@ -29,6 +30,7 @@ from tests.helpers.conversations import (
     text_with,
     tool_specs,
 )
+from tests.helpers.gpt_oss_tokenizer import gpt_oss_tokenizer
 from tests.helpers.llama3_tokenizer import LLAMA_FRAGMENTS, ll_conversations, llama3_tokenizer
 from tests.helpers.minimax_tokenizer import (
     MINIMAX_FRAGMENTS,
@@ -178,6 +180,16 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         conversations=ll_conversations(),
         # One call at most (the template refuses more); plain text, since content that is a JSON call is a call.
         assistants=assistant_messages(plain_text).filter(lambda m: len(m.get("tool_calls", [])) <= 1),
+    ),
+    # The peer's gpt-oss renderer matches the template on none of the shapes tried (docs/families/gpt-oss.md), and
+    # random mock completions never end in a harmony tool call, after which alone the bridge extends a turn: the
+    # family takes part in the render benchmark only.
+    "gpt_oss": FamilyCase(
+        family="gpt_oss",
+        tokenizer=gpt_oss_tokenizer,
+        ours=lambda tok: GptOssRenderer(tok),
+        peer_module=None,
+        peer_class=None,
     ),
 }
 

@@ -8,7 +8,7 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import deepseek, llama3, minimax_m2, qwen3, qwen3_5
+from renderers.families import deepseek, gpt_oss, llama3, minimax_m2, qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
@@ -22,6 +22,7 @@ FAMILIES: tuple[Family, ...] = (
     minimax_m2.FAMILY,
     llama3.FAMILY_3_1,
     llama3.FAMILY_3_2,
+    gpt_oss.FAMILY,
 )
 
 
