@@ -37,7 +37,8 @@ Attribution (``message_indices``, ``sampled_mask``, ``is_content``):
 - A user or system message owns its role token, its separator and its content (``/nothink`` included); tool
   messages own their ``<tool_response>`` blocks, the first of a group also its ``<|observation|>``.
 - An assistant message owns ``<|assistant|>`` and its body. Its sampled tokens are what the model emits after
-  the generation prompt: for 4.5 the whole body; for 4.7 and later the body after the ``<think>`` opener
+  the generation prompt: for 4.5 the whole body (its empty ``\\n<think></think>`` only when thinking is on);
+  for 4.7 and later the body after the ``<think>`` opener
   (which the generation prompt supplies), a lone ``</think>`` only when thinking is on, 5.2's
   ``<think></think>`` only when thinking is on. The role token that follows an assistant turn when it is
   ``<|user|>`` or ``<|observation|>`` is that turn's end-of-turn token (the model stops by sampling it): it is
@@ -129,7 +130,7 @@ def _decode_value(raw: str, declared_string: bool) -> Any:
     other text is the string itself. A parameter the tool schema declares ``"type": "string"`` stays raw
     (the string ``"3"`` and the number ``3`` render alike; the schema tells them apart).
     """
-    if declared_string:
+    if declared_string or raw != raw.strip():  # tojson never writes surrounding white space
         return raw
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
@@ -350,14 +351,14 @@ class GlmRenderer(PieceRenderer):
         """Whether the template renders the history in ``prior`` unchanged after the new messages."""
         raise NotImplementedError
 
-    def _reasoning_since_last_user(self, prior: list[int], *, blank_counts: bool = False) -> bool:
-        """A ``<think>…</think>`` with reasoning after the last ``<|user|>`` of ``prior`` (a new user query would
-        drop it). White space alone counts only when ``blank_counts`` (templates that do not strip it)."""
-        start = len(prior) - prior[::-1].index(self.user_id) if self.user_id in prior else 0
+    def _holds_reasoning(self, prior: list[int], *, blank_counts: bool = False) -> bool:
+        """A ``<think>…</think>`` with reasoning anywhere in ``prior`` (a new user query would drop the ones after
+        the previous query; earlier ones are already empty unless a message's text spells think markers, and
+        then ``None`` is merely cautious). White space alone counts only when ``blank_counts`` (templates that do
+        not strip it)."""
         open_id, close_id = self._ids["<think>"], self._ids["</think>"]
         inside: int | None = None
-        for pos in range(start, len(prior)):
-            tok = prior[pos]
+        for pos, tok in enumerate(prior):
             if tok == open_id:
                 inside = pos + 1
             elif tok == close_id and inside is not None:
@@ -497,7 +498,8 @@ class Glm45Renderer(GlmRenderer):
         reasoning, content = _split_reasoning(m, strip_newlines=True)
         if i > ctx.last_user and reasoning:
             return [Piece("\n<think>" + reasoning.strip() + "</think>", -1, True, True)], content
-        return [Piece("\n<think></think>", -1, True, True)], content
+        # An empty thought is the model's own only when thinking is on (else the generation prompt wrote it).
+        return [Piece("\n<think></think>", -1, self.enable_thinking, self.enable_thinking)], content
 
     def _content_text(self, content: str) -> str:
         text = content.strip()
@@ -508,7 +510,7 @@ class Glm45Renderer(GlmRenderer):
         return f"\n<tool_call>{name}\n{pairs}</tool_call>"
 
     def _bridge_keeps_history(self, prior: list[int], *, new_user: bool) -> bool:
-        return not new_user or not self._reasoning_since_last_user(prior)
+        return not new_user or not self._holds_reasoning(prior)
 
 
 class Glm47Renderer(GlmRenderer):
@@ -549,7 +551,7 @@ class Glm47Renderer(GlmRenderer):
     def _bridge_keeps_history(self, prior: list[int], *, new_user: bool) -> bool:
         if self.enable_thinking and self._last_thought_empty(prior):
             return False  # rendered back as a lone </think>
-        return not new_user or not self.clear_thinking or not self._reasoning_since_last_user(prior)
+        return not new_user or not self.clear_thinking or not self._holds_reasoning(prior)
 
 
 class Glm51Renderer(Glm47Renderer):
@@ -624,7 +626,7 @@ class Glm52Renderer(Glm51Renderer):
         return [Piece("<think></think>", -1)], content
 
     def _bridge_keeps_history(self, prior: list[int], *, new_user: bool) -> bool:
-        return not new_user or not self.clear_thinking or not self._reasoning_since_last_user(prior, blank_counts=True)
+        return not new_user or not self.clear_thinking or not self._holds_reasoning(prior, blank_counts=True)
 
 
 # ---------------------------------------------------------------------------------------------- detection
