@@ -63,9 +63,9 @@ def ids(tok: Any, text: str) -> list[int]:
     return [int(t) for t in tok.encode(text, add_special_tokens=False)]
 
 
-CALL = {"type": "function", "function": {"name": "get", "arguments": {"city": "Zürich", "n": 3, "o": {"a": [1]}}}}
-TOOLS = [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}]
-CONVERSATION = [
+CALL: Any = {"type": "function", "function": {"name": "get", "arguments": {"city": "Zürich", "n": 3, "o": {"a": [1]}}}}
+TOOLS: Any = [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}]
+CONVERSATION: Any = [
     {"role": "system", "content": "S"},
     {"role": "user", "content": "Q1"},
     {"role": "assistant", "content": "A1", "reasoning_content": "old"},
@@ -97,7 +97,7 @@ def test_glm45_layout(r45: Glm45Renderer, tok45: Any) -> None:
 
 def test_glm45_thinking_off_appends_nothink(tok45: Any) -> None:
     r = Glm45Renderer(tok45, enable_thinking=False)
-    msgs = [
+    msgs: Any = [
         {"role": "user", "content": "a"},
         {"role": "assistant", "content": "b"},
         {"role": "user", "content": "c/nothink"},
@@ -134,8 +134,11 @@ def test_glm47_clear_thinking_false_keeps_old_reasoning(tok47: Any) -> None:
 
 def test_glm51_differs_from_glm47_in_tools_and_empty_thoughts(tok47: Any) -> None:
     r = Glm51Renderer(tok47)
-    tools = [{**TOOLS[0], "strict": True}, {"type": "function", "function": {"name": "later", "defer_loading": True}}]
-    msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    tools: Any = [
+        {**TOOLS[0], "strict": True},
+        {"type": "function", "function": {"name": "later", "defer_loading": True}},
+    ]
+    msgs: Any = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
     text = r.render_text(msgs, tools=tools)
     assert '<tools>\n{"name": "get", "description": "d", "parameters": {"type": "object"}}\n</tools>' in text
     assert "later" not in text
@@ -148,7 +151,7 @@ def test_glm51_differs_from_glm47_in_tools_and_empty_thoughts(tok47: Any) -> Non
 
 
 def test_glm52_reasoning_effort_line(tok47: Any) -> None:
-    msgs = [{"role": "user", "content": "Q"}]
+    msgs: Any = [{"role": "user", "content": "Q"}]
     template = glm5_template("glm-5.2")
     for effort in ("high", "max"):
         r = Glm52Renderer(tok47, reasoning_effort=effort)
@@ -183,7 +186,7 @@ def test_stop_ids(r45: Glm45Renderer, r47: Glm47Renderer, tok47: Any) -> None:
 
 
 def test_string_arguments_raise_like_the_template(r45: Glm45Renderer, tok45: Any) -> None:
-    msgs = [
+    msgs: Any = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": '{"a": 1}'}}]},
     ]
@@ -249,7 +252,7 @@ def test_parse_values_by_schema(r47: Glm47Renderer, tok47: Any) -> None:
         "</think><tool_call>f<arg_key>s</arg_key><arg_value>3</arg_value>"
         "<arg_key>t</arg_key><arg_value>true</arg_value></tool_call>"
     )
-    tools = [{"name": "f", "parameters": {"type": "object", "properties": {"s": {"type": "string"}}}}]
+    tools: Any = [{"name": "f", "parameters": {"type": "object", "properties": {"s": {"type": "string"}}}}]
     assert r47.parse_response(ids(tok47, text)).tool_calls[0].arguments == {"s": 3, "t": True}
     assert r47.parse_response(ids(tok47, text), tools=tools).tool_calls[0].arguments == {"s": "3", "t": True}
 
@@ -294,7 +297,7 @@ def test_unclosed_tool_call_is_truncated(r47: Glm47Renderer, tok47: Any) -> None
 
 
 def test_round_trip_token_span_points_at_tool_call(r47: Glm47Renderer, tok47: Any) -> None:
-    msgs = [
+    msgs: Any = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "a", "reasoning_content": "r", "tool_calls": [CALL]},
     ]
@@ -310,40 +313,38 @@ def test_round_trip_token_span_points_at_tool_call(r47: Glm47Renderer, tok47: An
 # ---------------------------------------------------------------------------------------------- bridge
 
 
-def _bridge_case(
-    r: GlmRenderer, tok: Any, history: list[dict[str, Any]], completion_text: str, new: list[dict[str, Any]], **kw: Any
-) -> Any:
+def _bridge_case(r: GlmRenderer, tok: Any, history: Any, completion_text: str, new: Any, **kw: Any) -> Any:
     prompt = template_ids(tok, history, add_generation_prompt=True, **kw)
     return r.bridge_to_next_turn(prompt, [*ids(tok, completion_text), r.user_id], new)
 
 
 def test_bridge_refuses_new_user_after_kept_reasoning(r45: Glm45Renderer, tok45: Any) -> None:
-    history = [{"role": "user", "content": "q"}]
+    history: Any = [{"role": "user", "content": "q"}]
     assert _bridge_case(r45, tok45, history, "\n<think>R</think>\nA", [{"role": "user", "content": "n"}]) is None
     out = _bridge_case(r45, tok45, history, "\n<think></think>\nA", [{"role": "user", "content": "n"}])
     assert out is not None
-    full = [*history, {"role": "assistant", "content": "A"}, {"role": "user", "content": "n"}]
+    full: Any = [*history, {"role": "assistant", "content": "A"}, {"role": "user", "content": "n"}]
     assert out.token_ids == template_ids(tok45, full, add_generation_prompt=True)
 
 
 def test_bridge_tool_results_after_tool_call(r47: Glm47Renderer, tok47: Any) -> None:
-    history = [{"role": "user", "content": "q"}]
+    history: Any = [{"role": "user", "content": "q"}]
     completion = (
         "R</think><tool_call>get<arg_key>city</arg_key><arg_value>Zürich</arg_value><arg_key>n</arg_key>"
         '<arg_value>3</arg_value><arg_key>o</arg_key><arg_value>{"a": [1]}</arg_value></tool_call>'
     )
     prompt = template_ids(tok47, history, add_generation_prompt=True)
-    new = [{"role": "tool", "content": "T1"}, {"role": "tool", "content": "T2"}]
+    new: Any = [{"role": "tool", "content": "T1"}, {"role": "tool", "content": "T2"}]
     out = r47.bridge_to_next_turn(prompt, [*ids(tok47, completion), r47.observation_id], new)
     assert out is not None
-    last = {"role": "assistant", "content": "", "reasoning_content": "R", "tool_calls": [CALL]}
+    last: Any = {"role": "assistant", "content": "", "reasoning_content": "R", "tool_calls": [CALL]}
     assert out.token_ids == template_ids(tok47, [*history, last, *new], add_generation_prompt=True)
     assert out.message_indices[-1] == -1
 
 
 def test_bridge_refusals(r47: Glm47Renderer, tok47: Any) -> None:
-    history = [{"role": "user", "content": "q"}]
-    tool = [{"role": "tool", "content": "t"}]
+    history: Any = [{"role": "user", "content": "q"}]
+    tool: Any = [{"role": "tool", "content": "t"}]
     prompt = template_ids(tok47, history, add_generation_prompt=True)
     assert r47.bridge_to_next_turn([], ids(tok47, "a"), tool) is None
     assert r47.bridge_to_next_turn(prompt, ids(tok47, "a"), []) is None

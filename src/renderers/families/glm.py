@@ -562,8 +562,11 @@ class Glm51Renderer(Glm47Renderer):
 
     def _tools_text(self, tools: list[ToolSpecLike]) -> str:
         lines = []
-        for tool in tools:
-            fn: Mapping[str, Any] = tool.get("function", tool)  # the template tests `'function' in tool`
+        for t, tool in enumerate(tools):
+            raw: Mapping[str, Any] = tool
+            fn = raw.get("function", raw)  # the template unwraps any tool that has a "function" key
+            if not isinstance(fn, Mapping):
+                raise ValueError(f"tools[{t}].function: expected a mapping, got {type(fn).__name__}")
             if fn.get("defer_loading"):
                 continue
             fields = ", ".join(f'"{k}": {tojson(v)}' for k, v in fn.items() if k not in ("defer_loading", "strict"))
