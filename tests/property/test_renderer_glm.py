@@ -193,6 +193,21 @@ def _expected_value(value: Any) -> Any:
     return value if isinstance(decoded, str) else decoded
 
 
+def _written(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _declared_strings(tools: Any, name: str) -> set[str]:
+    """Parameters of tool ``name`` whose schema says ``"type": "string"``: the parser keeps their text."""
+    out: set[str] = set()
+    for tool in tools or []:
+        spec = tool.get("function", tool)
+        if spec["name"] == name:
+            props = spec["parameters"]["properties"]
+            out |= {k for k, p in props.items() if p.get("type") == "string"}
+    return out
+
+
 def _sampled(rt: Any, index: int) -> list[int]:
     return [t for t, i, s in zip(rt.token_ids, rt.message_indices, rt.sampled_mask, strict=True) if i == index and s]
 
@@ -229,7 +244,10 @@ def test_parse_recovers_rendered_assistant_turn(
         fn = want["function"]
         assert got.status is ToolCallParseStatus.OK
         assert got.name == fn["name"]
-        assert got.arguments == {k: _expected_value(val) for k, val in fn["arguments"].items()}
+        declared = _declared_strings(tools, fn["name"])
+        assert got.arguments == {
+            k: _written(val) if k in declared else _expected_value(val) for k, val in fn["arguments"].items()
+        }
         assert got.token_span is not None
         assert v.tok.decode(completion[got.token_span[0] : got.token_span[1]]).startswith("<tool_call>")
 

@@ -209,9 +209,8 @@ def _string_params(tools: Sequence[ToolSpecLike] | None) -> dict[str, frozenset[
         params = spec.get("parameters")
         props = params.get("properties") if isinstance(params, Mapping) else None
         if isinstance(props, Mapping):
-            out[spec["name"]] = frozenset(
-                k for k, v in props.items() if isinstance(v, Mapping) and v.get("type") == "string"
-            )
+            strings = {k for k, v in props.items() if isinstance(v, Mapping) and v.get("type") == "string"}
+            out[spec["name"]] = out.get(spec["name"], frozenset()) | strings
     return out
 
 
