@@ -3,6 +3,7 @@ input errors, options, bridge refusals and detection by ``create_renderer``."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -380,12 +381,24 @@ def _with_template(folder: Path, template: str) -> Path:
         ("glm-5.2", Glm52Renderer),
     ],
 )
-def test_create_renderer_detects_glm_folders(folder: str, cls: type[GlmRenderer]) -> None:
-    path = otc_dir(folder) if folder == "glm-4.7-flash" else otc_dir_with_vocab(folder, "glm-4.7-flash")
+@pytest.mark.parametrize("thinking", [True, False])
+def test_create_renderer_detects_glm_templates(tok47: Any, folder: str, cls: type[GlmRenderer], thinking: bool) -> None:
+    tok = copy.copy(tok47)  # one loaded vocabulary, each folder's own template
+    tok.chat_template = (otc_dir_with_vocab(folder, "glm-4.7-flash") / "chat_template.jinja").read_text(
+        encoding="utf-8"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", NativeRendererUnavailable)
-        r = create_renderer(path)
+        r = create_renderer(tok, enable_thinking=thinking)
     assert type(r) is cls
+    assert r.enable_thinking is thinking
+
+
+def test_create_renderer_detects_a_glm5_folder() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NativeRendererUnavailable)
+        r = create_renderer(otc_dir_with_vocab("glm-5.1", "glm-4.7-flash"))
+    assert type(r) is Glm51Renderer
 
 
 def test_create_renderer_detects_glm45_template() -> None:
