@@ -106,6 +106,12 @@ def v(request: pytest.FixtureRequest) -> Variant:
     return Variant(request.param)
 
 
+# The tests that never call apply_chat_template: GLM-5 has GLM-4.7's renderer and vocabulary, so it adds nothing.
+@pytest.fixture(scope="module", params=[name for name in VARIANTS if name != "glm5"])
+def rv(request: pytest.FixtureRequest) -> Variant:
+    return Variant(request.param)
+
+
 @given(
     msgs=conversations(glm_text, args_form="dict"),
     tools=tool_specs(),
@@ -123,7 +129,8 @@ def test_render_ids_equal_chat_template(
 
 
 @given(msgs=conversations(glm_text, args_form="dict"), tools=tool_specs(), gen=st.booleans(), thinking=st.booleans())
-def test_attribution_invariants(v: Variant, msgs: Any, tools: Any, gen: bool, thinking: bool) -> None:
+def test_attribution_invariants(rv: Variant, msgs: Any, tools: Any, gen: bool, thinking: bool) -> None:
+    v = rv
     r = v.renderer(thinking)
     rt = r.render(msgs, tools=tools, add_generation_prompt=gen)
     tok = v.tok
@@ -221,8 +228,9 @@ def _sampled(rt: Any, index: int) -> list[int]:
     stop=st.sampled_from(["eot", "endoftext", "none"]),
 )
 def test_parse_recovers_rendered_assistant_turn(
-    v: Variant, history: Any, last: Any, query: str, tools: Any, thinking: bool, stop: str
+    rv: Variant, history: Any, last: Any, query: str, tools: Any, thinking: bool, stop: str
 ) -> None:
+    v = rv
     r = v.renderer(thinking)
     msgs = [*history, {"role": "user", "content": query}, last]
     rt = r.render(msgs, tools=tools)
