@@ -46,15 +46,37 @@ def install_project(session: nox.Session, *groups: str) -> None:
         session.install("--no-deps", *NO_DEPS_TEST_DATA)
 
 
-def run_pytest(session: nox.Session, *args: str) -> None:
-    """Run pytest; exit 5 (nothing collected) is a failure with its own message, never a silent pass."""
-    env = {"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")}
+def run_pytest(session: nox.Session, *args: str, profile: str | None = None) -> None:
+    """Run pytest, the one way every session does.
+
+    ``profile``: the hypothesis profile (registered in tests/conftest.py); ``None`` means ``$HYPOTHESIS_PROFILE``,
+    else ``ci`` on CI and ``dev`` elsewhere. Exit 5 (nothing collected) is a failure with its own message, never a
+    silent pass.
+    """
+    if profile is None:
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
     try:
-        session.run("pytest", *args, env=env)
+        session.run("pytest", *args, env={"HYPOTHESIS_PROFILE": profile})
     except nox.command.CommandFailed as exc:
         if getattr(exc, "reason", None) == "Returned code 5":
             session.error("pytest collected no tests: the selection is wrong or the tests are missing")
         raise
+
+
+PEER_RENDERERS = "renderers==0.1.12"
+# What the peer's family renderers import besides itself (its pydantic configs, gpt-oss's harmony); module names
+# that do not collide with this project's.
+PEER_DEPENDENCIES = ("prime-pydantic-config==0.4.3", "openai-harmony==0.0.8")
+
+
+def install_peer(session: nox.Session) -> Path:
+    """Install the published peer into a ``--target`` folder of this session (never on sys.path); return it."""
+    session.install(*PEER_DEPENDENCIES)
+    peer_dir = Path(session.create_tmp()) / "peer-renderers-0.1.12"
+    if not (peer_dir / "renderers" / "client.py").is_file():
+        shutil.rmtree(peer_dir, ignore_errors=True)
+        session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
+    return peer_dir
 
 
 @nox.session(python=PYTHON)
@@ -67,15 +89,16 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the library, the mock servers and the noxfile."""
+    """mypy --strict over the library, the mock servers, the tests, the benchmarks and the noxfile."""
     install_project(session, "typecheck")
-    session.run("mypy", "src/renderers", "mockservers", "noxfile.py")
+    session.run("mypy", "src/renderers", "mockservers", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit, property and conformance tests against the in-process mocks (no real servers)."""
     install_project(session, "test")
+    session.env["RENDERERS_BENCH_PEER_DIR"] = str(install_peer(session))  # the family differential's peer
     run_pytest(session, "-m", DEFAULT_SELECTION, *session.posargs)
 
 
@@ -361,15 +384,13 @@ CONFORMANCE_PATHS = ("tests/conformance", "tests/property/test_conformance_props
 def conformance(session: nox.Session) -> None:
     """vLLM vs Dynamo conformance against the mocks, long hypothesis profile (about 3 minutes on 2 cores)."""
     install_project(session, "test")
-    env = {"HYPOTHESIS_PROFILE": os.environ.get("RENDERERS_CONFORMANCE_PROFILE", "long")}
-    session.run("pytest", "-m", DEFAULT_SELECTION, "--hypothesis-show-statistics", *CONFORMANCE_PATHS,
-                *session.posargs, env=env)  # fmt: skip
+    profile = os.environ.get("RENDERERS_CONFORMANCE_PROFILE", "long")
+    run_pytest(session, "-m", DEFAULT_SELECTION, "--hypothesis-show-statistics", *CONFORMANCE_PATHS, *session.posargs,
+               profile=profile)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Benchmarks (opt-in; a few minutes of both cores: run it on a machine nobody else is measuring on).
-
-PEER_RENDERERS = "renderers==0.1.12"
 
 
 @nox.session(python=PYTHON, default=False)
@@ -382,10 +403,7 @@ def bench(session: nox.Session) -> None:
     """
     install_project(session, "test")
     session.install("matplotlib", "psutil")
-    peer_dir = Path(session.create_tmp()) / "peer-renderers-0.1.12"
-    if not (peer_dir / "renderers" / "client.py").is_file():
-        shutil.rmtree(peer_dir, ignore_errors=True)
-        session.run("python", "-m", "pip", "install", "--no-deps", "--target", str(peer_dir), PEER_RENDERERS)
+    peer_dir = install_peer(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs, env={"RENDERERS_BENCH_PEER_DIR": str(peer_dir)})
 
 
@@ -400,9 +418,11 @@ FUZZ_SELECTION = " and ".join(f"not {m}" for m in OPT_IN_MARKERS if m != "fuzz")
 def fuzz(session: nox.Session) -> None:
     """Client and server fuzzing, the fault table and the 10,000 x 256 load test: over 100,000 generated examples.
 
-    Runs every test under tests/fuzz and tests/reliability, the ``fuzz``-marked long ones included, and prints the
-    example counts at the end. ``RENDERERS_WRITE_RELIABILITY_DOC=1 nox -s fuzz`` also writes the measured fault
-    table into docs/reliability.md.
+    Runs every test under tests/fuzz and tests/reliability, the ``fuzz``-marked long ones included, with the
+    ``fuzz`` hypothesis profile (10,000 examples per property, the parser's 20,000), and prints the example counts
+    at the end. ``RENDERERS_FUZZ_PROFILE=dev nox -s fuzz`` is a short run with the small profile.
+    ``RENDERERS_WRITE_RELIABILITY_DOC=1 nox -s fuzz`` also writes the measured fault table into docs/reliability.md.
     """
     install_project(session, "test")
-    session.run("pytest", "-m", FUZZ_SELECTION, "-p", "no:cacheprovider", *FUZZ_PATHS, *session.posargs)
+    profile = os.environ.get("RENDERERS_FUZZ_PROFILE", "fuzz")
+    run_pytest(session, "-m", FUZZ_SELECTION, "-p", "no:cacheprovider", *FUZZ_PATHS, *session.posargs, profile=profile)

@@ -152,7 +152,8 @@ STOP_IDS: Final = [151645, 151643]
 
 
 def prompt_ids(n: int, seed: int = 99) -> list[int]:
-    return np.random.default_rng(seed).integers(0, VOCAB, size=n).tolist()
+    ids: list[int] = np.random.default_rng(seed).integers(0, VOCAB, size=n).tolist()
+    return ids
 
 
 def sampling_params() -> dict[str, Any]:

@@ -35,7 +35,8 @@ from benchmarks.harness import Section, Target, md_table, profile_text
 from mockservers.config import BUILTIN_TOKENIZER
 from mockservers.tokenizer import load_tokenizer as load_mock_tokenizer
 from renderers.client import EngineClient, generate
-from renderers.client.transports import TRANSPORTS, WireRequest
+from renderers.client._call import GenerateCall
+from renderers.client._transports import TRANSPORTS
 from renderers.factory import create_renderer
 from renderers.types import ParsedResponse
 
@@ -118,8 +119,8 @@ async def _run(url: str, server: servers.ServerProcess, *, quick: bool) -> tuple
     ids = prompt()
     sp = {"max_tokens": MAX_TOKENS, "temperature": 1.0, "seed": 7, "ignore_eos": True}
     # The exact bytes generate() sends for this request (the floor posts them as they are).
-    wire_sp = {**sp, "stop_token_ids": list(renderer.get_stop_token_ids()), "logprobs": 1, "skip_special_tokens": False}
-    body = TRANSPORTS["vllm"].build_body(WireRequest(model=MODEL, prompt_ids=ids, sampling_params=wire_sp))
+    call = GenerateCall.from_arguments(model=MODEL, sampling_params=sp)
+    body = TRANSPORTS["vllm"].build_body(call.wire_request(ids, None, list(renderer.get_stop_token_ids())))
     gen_url = url + "/inference/v1/generate"
 
     engine = EngineClient(url, max_connections=64, max_in_flight=64)  # c64 runs 64 calls at once, as the others

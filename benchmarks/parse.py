@@ -25,7 +25,7 @@ import pybase64
 
 from benchmarks import bodies
 from benchmarks.harness import Case, Section, Target, fmt_bytes, interleaved, profile_text, timing_table
-from renderers.client.transports import TRANSPORTS
+from renderers.client._transports import TRANSPORTS
 
 PREFIX: Final = b'"routed_experts":{"data":"'
 Parsed = tuple[list[int], list[float], npt.NDArray[Any] | None]

@@ -87,20 +87,29 @@ def peer_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def load_peer_client(root: Path | None = None) -> types.ModuleType:
-    """``renderers_peer.client`` (the 0.1.12 ``renderers/client.py``); ``RuntimeError`` when not installed."""
+def load_peer_module(name: str, root: Path | None = None) -> types.ModuleType:
+    """``renderers_peer.<name>`` (the 0.1.12 ``renderers/<name>.py``); ``RuntimeError`` when not installed.
+
+    The family renderers (``qwen35``, ``deepseek_v3``, ``gpt_oss``, ...) also need the peer's own dependencies
+    ``prime-pydantic-config`` and ``openai-harmony`` importable; nox installs them beside the project.
+    """
     root = root or peer_dir()
-    if root is None or not (root / "renderers" / "client.py").is_file():
+    if root is None or not (root / "renderers" / f"{name}.py").is_file():
         raise RuntimeError(
-            f"the peer renderers=={PEER_VERSION} is not installed: set {ENV} to a `pip install --no-deps --target` "
-            "directory (nox -s bench does this)"
+            f"the peer renderers=={PEER_VERSION} (module {name!r}) is not installed: set {ENV} to a "
+            "`pip install --no-deps --target` directory (nox -s bench and nox -s tests do this)"
         )
     if ALIAS not in sys.modules:
         pkg = types.ModuleType(ALIAS, f"renderers=={PEER_VERSION} loaded from {root} (package __init__ not run)")
         pkg.__path__ = [str(root / "renderers")]
         sys.modules[ALIAS] = pkg
         sys.meta_path.insert(0, _Finder(root))
-    client = importlib.import_module(ALIAS + ".client")
+    return importlib.import_module(f"{ALIAS}.{name}")
+
+
+def load_peer_client(root: Path | None = None) -> types.ModuleType:
+    """``renderers_peer.client`` (the 0.1.12 ``renderers/client.py``); ``RuntimeError`` when not installed."""
+    client = load_peer_module("client", root)
     if not callable(getattr(client, "parse_generate_response", None)):
         raise RuntimeError(f"{client.__file__} has no parse_generate_response")
     return client

@@ -16,8 +16,8 @@ import orjson
 
 from benchmarks import bodies
 from benchmarks.harness import Case, Section, Target, interleaved, profile_text, timing_table
-from renderers.client.generate import checked_prompt_ids
-from renderers.client.transports import TRANSPORTS, WireRequest
+from renderers.client._call import WireRequest, checked_prompt_ids
+from renderers.client._transports import TRANSPORTS
 
 N_IDS = 8192
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run                 # every group (about 3-5 minutes)
     python -m benchmarks.run --quick         # smoke run: small sizes, few rounds (writes under /tmp by default)
-    python -m benchmarks.run parse memory    # a selection (names or numbers 1-6)
+    python -m benchmarks.run parse memory    # a selection (names or numbers 1-7)
 
 The peer (``renderers==0.1.12``) is found through ``RENDERERS_BENCH_PEER_DIR``; without it the peer rows are
 skipped and the report says so.
@@ -24,7 +24,7 @@ from benchmarks import peer as peer_mod
 from benchmarks.harness import Section
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUPS = ("parse", "request", "e2e", "mock", "stress", "memory")
+GROUPS = ("parse", "request", "e2e", "mock", "stress", "memory", "render")
 ALIASES = {str(i + 1): name for i, name in enumerate(GROUPS)}
 
 
@@ -82,20 +82,24 @@ def _group_runner(name: str, *, quick: bool, peer: Callable[[bytes], Any] | None
         from benchmarks import memory
 
         return lambda: memory.run(quick=quick, peer=peer)
+    if name == "render":
+        from benchmarks import render
+
+        return lambda: render.run(rounds=3 if quick else 7, quick=quick, peer_ok=peer is not None)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)} (or 1-6); default all")
+    ap.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)} (or 1-7); default all")
     ap.add_argument("--quick", action="store_true", help="smoke run: small sizes and few rounds")
     ap.add_argument("--out", type=Path, default=None, help="markdown path (default docs/benchmarks.md; quick: /tmp)")
     args = ap.parse_args(args_list)
     selected = [ALIASES.get(g, g) for g in args.groups] or list(GROUPS)
     unknown = [g for g in selected if g not in GROUPS]
     if unknown:
-        ap.error(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)} or 1-6")
+        ap.error(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)} or 1-7")
     out = args.out or (Path("/tmp/renderers-bench-quick/benchmarks.md") if args.quick else ROOT / "docs/benchmarks.md")
     png = out.with_suffix(".png")
 

@@ -19,9 +19,16 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# long: nox -s conformance. fuzz: nox -s fuzz (the fuzz properties of tests/fuzz; the parser's run twice this).
 settings.register_profile(
     "long",
     max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=10_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

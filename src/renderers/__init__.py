@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 from renderers.errors import (
     EngineConnectionError,
@@ -33,7 +35,15 @@ from renderers.types import (
 
 if TYPE_CHECKING:
     from renderers.chat_template import ChatTemplateRenderer
-    from renderers.client import EngineClient, GenerateResult, RendererTransport, RoutedExperts, WireResult, generate
+    from renderers.client import (
+        EngineClient,
+        GenerateResult,
+        RendererTransport,
+        RetryPolicy,
+        RoutedExperts,
+        WireResult,
+        generate,
+    )
     from renderers.factory import create_renderer, create_renderer_pool, load_tokenizer
     from renderers.families.qwen3 import Qwen3Renderer
     from renderers.pool import RendererPool
@@ -41,20 +51,23 @@ if TYPE_CHECKING:
 __version__ = "0.2.0"
 
 # Heavier parts (aiohttp/httpx for the client, tokenizers for the renderers) load on first use.
-_LAZY: dict[str, str] = {
-    "ChatTemplateRenderer": "renderers.chat_template",
-    "EngineClient": "renderers.client",
-    "GenerateResult": "renderers.client",
-    "Qwen3Renderer": "renderers.families.qwen3",
-    "RendererPool": "renderers.pool",
-    "RendererTransport": "renderers.client",
-    "RoutedExperts": "renderers.client",
-    "WireResult": "renderers.client",
-    "create_renderer": "renderers.factory",
-    "create_renderer_pool": "renderers.factory",
-    "generate": "renderers.client",
-    "load_tokenizer": "renderers.factory",
-}
+_LAZY: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ChatTemplateRenderer": "renderers.chat_template",
+        "EngineClient": "renderers.client",
+        "GenerateResult": "renderers.client",
+        "Qwen3Renderer": "renderers.families.qwen3",
+        "RendererPool": "renderers.pool",
+        "RendererTransport": "renderers.client",
+        "RetryPolicy": "renderers.client",
+        "RoutedExperts": "renderers.client",
+        "WireResult": "renderers.client",
+        "create_renderer": "renderers.factory",
+        "create_renderer_pool": "renderers.factory",
+        "generate": "renderers.client",
+        "load_tokenizer": "renderers.factory",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -92,6 +105,7 @@ __all__ = [
     "RendererTransport",
     "RenderersError",
     "ResponseError",
+    "RetryPolicy",
     "RoutedExperts",
     "RoutedExpertsError",
     "ToolCall",

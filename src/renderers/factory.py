@@ -7,7 +7,8 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from renderers.chat_template import ChatTemplateRenderer
 from renderers.families import FAMILIES, family_named
@@ -23,17 +24,19 @@ __all__ = [
 ]
 
 # Token -> id in every Qwen3 (text) checkpoint.
-QWEN3_TOKEN_IDS: dict[str, int] = {
-    "<|endoftext|>": 151643,
-    "<|im_start|>": 151644,
-    "<|im_end|>": 151645,
-    "<tool_call>": 151657,
-    "</tool_call>": 151658,
-    "<tool_response>": 151665,
-    "</tool_response>": 151666,
-    "<think>": 151667,
-    "</think>": 151668,
-}
+QWEN3_TOKEN_IDS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "<|endoftext|>": 151643,
+        "<|im_start|>": 151644,
+        "<|im_end|>": 151645,
+        "<tool_call>": 151657,
+        "</tool_call>": 151658,
+        "<tool_response>": 151665,
+        "</tool_response>": 151666,
+        "<think>": 151667,
+        "</think>": 151668,
+    }
+)
 
 PathLike = str | os.PathLike[str]
 

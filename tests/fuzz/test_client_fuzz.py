@@ -1,8 +1,8 @@
 """Client under bad input: hypothesis-generated response bodies for both transports' shapes.
 
 Each body gives either the correct result or a ``ResponseError`` (the client's typed error) naming the field;
-never another exception, never a wrong result, never a hang. The short versions run in the default ``tests``
-session; the ``fuzz``-marked ones are the long run of ``nox -s fuzz``.
+never another exception, never a wrong result, never a hang. The example counts come from the hypothesis profile: a
+few dozen in the default ``tests`` session, 20,000 per property in ``nox -s fuzz`` (profile ``fuzz``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import numpy as np
 import orjson
 import pybase64
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renderers.client.routed_experts import DTYPE_ITEMSIZE
-from renderers.client.transports import TRANSPORTS
-from renderers.client.wire import MAX_TOKEN_ID, VLLM_MISSING_LOGPROB, WireResult
+from renderers.client._parse import MAX_TOKEN_ID, VLLM_MISSING_LOGPROB, WireResult
+from renderers.client._routed_experts import DTYPE_ITEMSIZE
+from renderers.client._transports import TRANSPORTS
 from renderers.errors import (
     LogprobMismatchError,
     MalformedResponseError,
@@ -34,8 +34,8 @@ from renderers.errors import (
 )
 from tests.fuzz.counter import count
 
-SHORT = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-LONG = settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+#: A parse is cheap: twice the examples of the loaded hypothesis profile (``nox -s fuzz`` loads ``fuzz``).
+PARSE = settings(max_examples=2 * settings().max_examples)
 PARSE_BOUND_S = 5.0  # "never a hang": one parse of a fuzz body (at most a few MB) takes far less
 
 SHAPES = ("vllm-prime", "vllm-0.32", "dynamo-engine", "dynamo-nvext")
@@ -90,6 +90,7 @@ def _routed_object(t: Truth) -> dict[str, Any]:
 
 
 def _npy(t: Truth) -> str:
+    assert t.routed is not None
     buf = io.BytesIO()
     np.save(buf, t.routed, allow_pickle=False)
     return pybase64.b64encode(buf.getvalue()).decode()
@@ -98,8 +99,8 @@ def _npy(t: Truth) -> str:
 def build_doc(t: Truth) -> dict[str, Any]:
     """A valid body in the given shape, as the server would send it."""
     if t.shape == "vllm-prime":
-        content = [{"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
-                   for i, lp in zip(t.ids, t.logprobs, strict=True)]  # fmt: skip
+        content: list[dict[str, Any]] = [{"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
+                                         for i, lp in zip(t.ids, t.logprobs, strict=True)]  # fmt: skip
         choice: dict[str, Any] = {"index": 0, "logprobs": {"content": content}, "finish_reason": t.finish,
                                   "token_ids": t.ids, "routed_experts": None}  # fmt: skip
         if t.routed is not None:
@@ -213,8 +214,7 @@ def _valid(t: Truth, style: str, transport: str) -> None:
 
 _valid_args = {"t": truths(), "style": st.sampled_from(["compact", "indent", "spaced"]),
                "transport": st.sampled_from(["vllm", "dynamo"])}  # fmt: skip
-test_valid_bodies = SHORT(given(**_valid_args)(_valid))
-test_valid_bodies_long = pytest.mark.fuzz(LONG(given(**_valid_args)(_valid)))
+test_valid_bodies = PARSE(given(**_valid_args)(_valid))
 
 
 # ---- property 2: targeted corruptions give the named typed error -----------------------------------------------
@@ -328,8 +328,7 @@ def _corrupt(case: tuple[Truth, str, Any, type[ResponseError], str], transport: 
 
 
 _corrupt_args = {"case": corruptions(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_corruptions = SHORT(given(**_corrupt_args)(_corrupt))
-test_corruptions_long = pytest.mark.fuzz(LONG(given(**_corrupt_args)(_corrupt)))
+test_corruptions = PARSE(given(**_corrupt_args)(_corrupt))
 
 
 # ---- property 3: arbitrary edits of the tree, byte damage, duplicate keys: typed outcome, encodings agree -----
@@ -370,7 +369,7 @@ def _relevant(path: tuple[Any, ...], t: Truth) -> bool:
 def edits(draw: st.DrawFn) -> tuple[Truth, Any, bool]:
     """A valid body with 1-3 random edits (replace, delete, insert); ``True`` when every edit is irrelevant."""
     t = draw(truths())
-    doc = build_doc(t)
+    doc: Any = build_doc(t)  # any JSON value once an edit replaces the root
     irrelevant = True
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(doc)))
@@ -412,8 +411,7 @@ def _edit(case: tuple[Truth, Any, bool], transport: str) -> None:
 
 
 _edit_args = {"case": edits(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_tree_edits = SHORT(given(**_edit_args)(_edit))
-test_tree_edits_long = pytest.mark.fuzz(LONG(given(**_edit_args)(_edit)))
+test_tree_edits = PARSE(given(**_edit_args)(_edit))
 
 
 @st.composite
@@ -441,7 +439,7 @@ def damaged(draw: st.DrawFn) -> tuple[Truth, bytes, str]:
     else:
         # the routed experts text with an escape in it (same characters, decoded by the JSON layer)
         pos = raw.find(b'"data":"')
-        if pos >= 0 and raw[pos + 8 : pos + 9] not in (b'"', b""):
+        if pos >= 0 and bytes(raw[pos + 8 : pos + 9]) not in (b'"', b""):
             raw[pos + 8 : pos + 9] = b"\\u%04x" % raw[pos + 8]
     return t, bytes(raw), kind
 
@@ -492,8 +490,7 @@ def _damage(case: tuple[Truth, bytes, str], transport: str) -> None:
 
 
 _damage_args = {"case": damaged(), "transport": st.sampled_from(["vllm", "dynamo"])}
-test_damaged_bytes = SHORT(given(**_damage_args)(_damage))
-test_damaged_bytes_long = pytest.mark.fuzz(LONG(given(**_damage_args)(_damage)))
+test_damaged_bytes = PARSE(given(**_damage_args)(_damage))
 
 
 def _arbitrary(body: bytes | Any, transport: str) -> None:
@@ -508,8 +505,7 @@ _arb_args = {
                       optional={"nvext": JSON, "request_id": JSON})),
     "transport": st.sampled_from(["vllm", "dynamo"]),
 }  # fmt: skip
-test_arbitrary_bodies = SHORT(given(**_arb_args)(_arbitrary))
-test_arbitrary_bodies_long = pytest.mark.fuzz(LONG(given(**_arb_args)(_arbitrary)))
+test_arbitrary_bodies = PARSE(given(**_arb_args)(_arbitrary))
 
 
 # ---- huge bodies -------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from renderers.client.transports.base import parse_completion
+from renderers.client._parse import parse_completion
 from renderers.errors import MalformedResponseError
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from renderers.client.routed_experts import decode_body
-from renderers.client.transports.base import parse_completion
+from renderers.client._parse import decode_body, parse_completion
 from renderers.errors import MalformedResponseError, RoutedExpertsError
 
 _LP = '"logprobs":{"content":[{"logprob":-1},{"logprob":-1}]}'

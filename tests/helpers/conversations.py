@@ -59,7 +59,7 @@ render_text = text_with(SPECIAL_FRAGMENTS)
 plain_text = st.lists(
     st.one_of(
         st.sampled_from(_PLAIN_FRAGMENTS),
-        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<>"), max_size=6),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="<>"), max_size=6),
     ),
     max_size=6,
 ).map("".join)
@@ -135,3 +135,17 @@ def conversations(
         else:
             msgs.append({"role": role, "content": draw(text)})
     return msgs
+
+
+def schema_tools(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool specs saying which arguments are strings, for formats that write strings and numbers alike (XML)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for call in calls:
+        fn = call["function"]
+        props = specs.setdefault(fn["name"], {})
+        args = fn["arguments"]
+        if isinstance(args, str):
+            args = json.loads(args)
+        for key, value in args.items():
+            props[key] = {"type": "string"} if isinstance(value, str) else {}
+    return [{"name": name, "parameters": {"type": "object", "properties": props}} for name, props in specs.items()]

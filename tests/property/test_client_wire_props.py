@@ -9,20 +9,36 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renderers.client.transports import DynamoTransport, VllmTransport, WireRequest, parse_completion
-from renderers.client.transports.dynamo import DROP_KEYS
+from renderers.client._call import PRIORITY_BOUND, SETTLED_KEYS, GenerateCall, WireRequest
+from renderers.client._parse import parse_completion
+from renderers.client._server_info import ServerInfo
+from renderers.client._transports import DynamoTransport, VllmTransport
+from renderers.client._transports.dynamo import DROP_KEYS, PROMPT_START_FIELD
 from renderers.errors import LogprobMismatchError, MissingCompletionIdsError
 
 ids_st = st.lists(st.integers(0, 2**31 - 1), max_size=20)
 json_scalar = st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.text(max_size=5)
 PASSTHROUGH = ["temperature", "top_p", "top_k", "min_tokens", "stop", "seed", "detokenize", "allowed_token_ids",
                "presence_penalty", "guided_json", "min_p", "stop_token_ids", "skip_special_tokens"]  # fmt: skip
+SETTLED = sorted(SETTLED_KEYS)
 sp_keys = st.sampled_from(
-    [*PASSTHROUGH, *sorted(DROP_KEYS), "max_tokens", "logprobs", "cache_salt", "max_completion_tokens"]
+    [*PASSTHROUGH, *sorted(DROP_KEYS), *SETTLED, "max_tokens", "logprobs", "max_completion_tokens"]
 )
+
+
+def _valid_for_generate(key: str, value: Any) -> bool:
+    """generate() rejects these before a transport sees them (tested in test_generate_arguments)."""
+    if key == "priority":
+        return value is None or (type(value) is int and abs(value) <= PRIORITY_BOUND)
+    if key == "routed_experts_prompt_start":
+        return value is None or (type(value) is int and value >= 0)
+    if key == "cache_salt":
+        return value is None or isinstance(value, str)
+    return True
+
+
 sampling_st = st.dictionaries(sp_keys, json_scalar, max_size=10).map(
-    # generate() validates priority before a transport sees it: keep only int (or absent) priorities here
-    lambda d: {k: v for k, v in d.items() if k != "priority" or (type(v) is int)}
+    lambda d: {k: v for k, v in d.items() if _valid_for_generate(k, v)}
 )
 caller_nvext_st = st.fixed_dictionaries(
     {},
@@ -38,13 +54,22 @@ caller_nvext_st = st.fixed_dictionaries(
 opt_int = st.none() | st.integers(-100, 100)
 
 
+def settled_request(
+    prompt: list[int], sp: dict[str, Any], *, cache_salt: str | None, priority: int | None
+) -> tuple[WireRequest, GenerateCall]:
+    """The request generate() hands a transport, without the stop ids/logprobs it adds (``GenerateCall`` settles
+    the three keys; ``wire_request`` would add the rest)."""
+    call = GenerateCall.from_arguments(model="m", sampling_params=sp, cache_salt=cache_salt, priority=priority)
+    req = WireRequest("m", prompt, call.sampling_params, call.cache_salt, call.priority, call.prompt_start)
+    return req, call
+
+
 @given(
     prompt=ids_st.filter(bool),
     sp=sampling_st,
     nvext=st.none() | caller_nvext_st,
     salt=st.none() | st.text(max_size=4),
     priority=opt_int,
-    start=st.none() | st.integers(0, 50),
     send_start=st.booleans(),
 )
 def test_dynamo_body_invariants(
@@ -53,20 +78,22 @@ def test_dynamo_body_invariants(
     nvext: dict[str, Any] | None,
     salt: str | None,
     priority: int | None,
-    start: int | None,
     send_start: bool,
 ) -> None:
     if nvext is not None:
         sp = {**sp, "nvext": nvext}
-    req = WireRequest("m", prompt, sp, cache_salt=salt, priority=priority, prompt_start=start)
-    body = orjson.loads(DynamoTransport().build_body(req, send_prompt_start=send_start))
+    req, _call = settled_request(prompt, sp, cache_salt=salt, priority=priority)
+    server = ServerInfo("http://x")
+    if not send_start:
+        server.reject(PROMPT_START_FIELD)
+    body = orjson.loads(DynamoTransport().build_body(req, server))
     # what reaches the top level
     assert body["model"] == "m"
     assert body["messages"] == [{"role": "user", "content": ""}]
     assert body["stream"] is False
-    assert not (set(body) & (DROP_KEYS | {"max_tokens", "cache_salt", "tools"}))
+    assert not (set(body) & (DROP_KEYS | SETTLED_KEYS | {"max_tokens", "tools"}))
     for key, value in sp.items():
-        if value is None or key in DROP_KEYS or key in {"nvext", "max_tokens", "cache_salt", "logprobs"}:
+        if value is None or key in DROP_KEYS or key in SETTLED_KEYS or key in {"nvext", "max_tokens", "logprobs"}:
             continue
         if key == "max_completion_tokens" and sp.get("max_tokens") is not None:
             assert body[key] == sp["max_tokens"]
@@ -100,6 +127,7 @@ def test_dynamo_body_invariants(
         }
     else:
         assert hints == caller.get("agent_hints", {})
+    start = sp.get("routed_experts_prompt_start")
     if send_start and start is not None:
         assert nv["routed_experts_prompt_start"] == start
     else:
@@ -108,14 +136,25 @@ def test_dynamo_body_invariants(
 
 @given(prompt=ids_st.filter(bool), sp=sampling_st, salt=st.none() | st.text(max_size=4), priority=opt_int)
 def test_vllm_body_invariants(prompt: list[int], sp: dict[str, Any], salt: str | None, priority: int | None) -> None:
-    body = orjson.loads(VllmTransport().build_body(WireRequest("m", prompt, sp, cache_salt=salt, priority=priority)))
+    req, _call = settled_request(prompt, sp, cache_salt=salt, priority=priority)
+    body = orjson.loads(VllmTransport().build_body(req))
     assert body["token_ids"] == prompt
-    assert body["sampling_params"] == {k: v for k, v in sp.items() if k not in ("cache_salt", "priority")}
+    expected_sp = {k: v for k, v in sp.items() if k not in SETTLED_KEYS}
+    if sp.get("routed_experts_prompt_start") is not None:
+        expected_sp["routed_experts_prompt_start"] = sp["routed_experts_prompt_start"]
+    assert body["sampling_params"] == expected_sp
     eff_salt = salt if salt is not None else sp.get("cache_salt")
     eff_prio = priority if priority is not None else sp.get("priority")
     assert body.get("cache_salt") == eff_salt
     assert body.get("priority") == eff_prio
     assert set(body) <= {"model", "token_ids", "sampling_params", "cache_salt", "priority"}
+
+
+@given(sp=sampling_st.filter(lambda d: bool(SETTLED_KEYS & d.keys())))
+def test_a_settled_key_never_reaches_a_transport_inside_sampling_params(sp: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="reached a transport") as info:
+        WireRequest("m", [1], sp)
+    assert any(repr(k) in str(info.value) for k in SETTLED_KEYS & sp.keys())
 
 
 logprob_st = st.floats(min_value=-50.0, max_value=0.0, allow_nan=False).filter(lambda x: x != -9999.0)

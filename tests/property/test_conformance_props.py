@@ -18,15 +18,16 @@ import pybase64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renderers.client.routed_experts import RoutedExperts
-from renderers.client.transports import DynamoTransport, VllmTransport, WireRequest
-from renderers.client.transports.dynamo import DROP_KEYS
+from renderers.client._call import SETTLED_KEYS, GenerateCall
+from renderers.client._routed_experts import RoutedExperts
+from renderers.client._transports import DynamoTransport, VllmTransport
+from renderers.client._transports.dynamo import DROP_KEYS
 from renderers.testing.strategies import Case, MoeSettings, cases, moe_settings
 
 SHARED_KEYS = ("temperature", "seed", "min_tokens", "ignore_eos", "top_p", "top_k", "min_p", "presence_penalty",
                "frequency_penalty", "repetition_penalty", "detokenize", "skip_special_tokens",
                "top_logprobs")  # fmt: skip
-MORE = settings(max_examples=settings.default.max_examples * 4)
+MORE = settings(max_examples=settings().max_examples * 4)
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int16": np.int16, "int32": np.int32}
 
 
@@ -104,9 +105,10 @@ def test_zero_copy_parse_equals_full_decode(
 def test_same_case_same_request_on_both_bodies(case: Case) -> None:
     """What ``generate()`` hands the transports (stop ids, logprobs=1, skip_special_tokens default) reaches both
     servers with the same meaning."""
-    sp = {**case.sampling_params, "stop_token_ids": case.stop_token_ids, "logprobs": 1}
-    sp.setdefault("skip_special_tokens", False)
-    req = WireRequest("m", case.prompt_ids, sp, case.cache_salt, case.priority, case.prompt_start)
+    call = GenerateCall.from_arguments(
+        model="m", sampling_params=case.sampling_params, cache_salt=case.cache_salt, priority=case.priority
+    )
+    req = call.wire_request(case.prompt_ids, None, case.stop_token_ids)
     v = orjson.loads(VllmTransport().build_body(req))
     d = orjson.loads(DynamoTransport().build_body(req))
     assert v["token_ids"] == d["nvext"]["token_data"] == case.prompt_ids
@@ -118,7 +120,7 @@ def test_same_case_same_request_on_both_bodies(case: Case) -> None:
     assert vsp["logprobs"] == 1
     for key in SHARED_KEYS:
         assert vsp.get(key) == d.get(key), key
-    assert not set(d) & DROP_KEYS
+    assert not set(d) & (DROP_KEYS | SETTLED_KEYS)
     assert v.get("cache_salt") == d["nvext"].get("cache_salt") == case.cache_salt
     if case.priority is None:
         assert "priority" not in v

@@ -94,6 +94,10 @@ def test_attribution_invariants(
         assert rt.message_indices[-1] == -1
 
 
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
 @given(
     history=conversations(),
     last=assistant_messages(plain_text),
@@ -115,7 +119,6 @@ def test_parse_recovers_rendered_assistant_turn(
     if reasoning is None and "</think>" in content:
         reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
         content = content.split("</think>")[-1]
-    nfc = lambda s: unicodedata.normalize("NFC", s)  # noqa: E731
     assert parsed.reasoning_content == nfc((reasoning or "").strip("\n"))
     assert parsed.content == nfc(content.lstrip("\n"))
     calls = last.get("tool_calls", [])

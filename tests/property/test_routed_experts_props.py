@@ -11,8 +11,8 @@ import pybase64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renderers.client.routed_experts import RoutedExperts, decode_body
-from renderers.client.transports import parse_completion
+from renderers.client._parse import decode_body, parse_completion
+from renderers.client._routed_experts import RoutedExperts
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8),

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renderers.client import EngineClient, generate
-from renderers.client.http import HTTPClient, HttpxAdapter, RawResponse
+from renderers.client._http import HTTPClient, HttpxAdapter, RawResponse
 from renderers.errors import EngineHTTPError, LogprobMismatchError, MissingCompletionIdsError
 from renderers.types import Message, ParsedResponse, RenderedTokens
 
@@ -54,8 +54,8 @@ class Recorder(HTTPClient):
     """Passes every request to ``inner`` and keeps the exchange."""
 
     def __init__(self, inner: HTTPClient) -> None:
+        super().__init__(inner.root_url, inner.server_info)
         self.inner = inner
-        self.root_url = inner.root_url
         self.exchanges: list[Exchange] = []
 
     async def request(

@@ -29,7 +29,7 @@ GENERATE = "/inference/v1/generate"
 
 def _requests(model: str) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
     """name -> (method, path, body). The names follow the recordings in tests/conformance/recordings."""
-    gen = {
+    gen: dict[str, dict[str, Any]] = {
         "generate": {
             "token_ids": PROMPT,
             "sampling_params": {"max_tokens": 8, "logprobs": 1, "temperature": 1.0, "seed": 0},

@@ -19,7 +19,6 @@ import pytest
 
 from mockservers.server import MockServer
 from renderers.client import EngineClient, generate
-from renderers.client.limits import clear_max_prompt_len_cache
 from renderers.errors import (
     EngineConnectionError,
     EngineHTTPError,
@@ -84,13 +83,6 @@ FAULTS = [
     Fault("logprobs one short (200)", GenerateError, mock="logprobs=mismatch"),
 ]
 RESULTS: dict[tuple[str, str, str], tuple[str, float]] = {}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_max_prompt_len_cache()
-    yield
-    clear_max_prompt_len_cache()
 
 
 @pytest.fixture(scope="module", autouse=True)

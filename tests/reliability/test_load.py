@@ -11,14 +11,12 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
 from mockservers.engine import SamplingParams
 from mockservers.server import MockServer
 from renderers.client import EngineClient, generate
-from renderers.client.limits import clear_max_prompt_len_cache
 from renderers.errors import EngineConnectionError, EngineHTTPError, GenerateError, ResponseError
 from tests.fuzz.counter import count
 from tests.helpers.fake_renderer import STOP_IDS, FakeRenderer
@@ -33,13 +31,6 @@ FAULTS = {  # x-mock-fault value -> the error it must give
     "logprobs=mismatch": ResponseError,
 }
 MAX_TOKENS = 12
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_max_prompt_len_cache()
-    yield
-    clear_max_prompt_len_cache()
 
 
 def prompt(i: int) -> list[int]:

@@ -4,7 +4,8 @@ response began, capped exponential backoff with jitter, ``Retry-After`` honoured
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,29 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from renderers.client import EngineClient, generate
-from renderers.client.http import (
-    RETRY_STATUSES,
-    HTTPClient,
-    RawResponse,
-    RetryingClient,
-    RetryPolicy,
-    is_connection_refused,
-    with_retries,
-)
-from renderers.client.limits import clear_max_prompt_len_cache
+from renderers.client._http import HTTPClient, RawResponse
+from renderers.client._retry import RETRY_STATUSES, RetryingClient, RetryPolicy, is_connection_refused, with_retries
 from renderers.errors import EngineConnectionError, EngineHTTPError, EngineTimeoutError
 from renderers.types import Message
 from tests.helpers.fake_renderer import FakeRenderer
 from tests.reliability.scripted import ScriptedServer, Step, refused_url
 
 MESSAGES: list[Message] = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_max_prompt_len_cache()
-    yield
-    clear_max_prompt_len_cache()
 
 
 # ---- the policy ----------------------------------------------------------------------------------------------
@@ -95,18 +81,18 @@ def _reset() -> EngineConnectionError:
     return err
 
 
-OUTCOMES = {
+OUTCOMES: dict[str, Callable[[], BaseException | RawResponse]] = {
     "refused": _refused,
     "reset": _reset,
     "timeout": lambda: EngineTimeoutError("no complete response after 1 s"),
-    **{f"status{s}": (lambda s=s: RawResponse(s, b"{}", None, "u")) for s in (200, 400, 429, 500, 502, 503, 529)},
+    **{f"status{s}": functools.partial(RawResponse, s, b"{}", None, "u") for s in (200, 400, 429, 500, 502, 503, 529)},
 }
 RETRYABLE = {"refused", "status429", "status503", "status529"}
 
 
 class Scripted(HTTPClient):
     def __init__(self, outcomes: list[str]) -> None:
-        self.root_url = "http://scripted"
+        super().__init__("http://scripted")
         self.outcomes = outcomes
         self.calls = 0
 
@@ -268,7 +254,7 @@ async def test_refused_is_retried_and_recovers_when_the_server_comes_up(kind: st
 
     client = _client(kind, url)
     try:
-        from renderers.client.http import as_http_client
+        from renderers.client._http import as_http_client
 
         http = RetryingClient(as_http_client(client), RetryPolicy(retries=5, backoff=0.01), sleep=start_on_second_sleep)
         out = await generate(client=http, renderer=FakeRenderer(), messages=MESSAGES, model="m", max_prompt_len=100)

@@ -9,6 +9,7 @@ import pytest
 from renderers.chat_template import ChatTemplateRenderer
 from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
+from renderers.types import Message
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, template_ids
 
 TOOLS = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}]
@@ -22,7 +23,7 @@ def tok() -> Any:
 def test_ids_match_template_and_native(tok: Any) -> None:
     r = ChatTemplateRenderer(tok)
     assert isinstance(r, Renderer)
-    msgs = [
+    msgs: list[Message] = [
         {"role": "system", "content": "s"},
         {"role": "user", "content": "q"},
         {
@@ -47,7 +48,10 @@ def test_ids_match_template_and_native(tok: Any) -> None:
 def test_no_think_prompt_is_not_a_prefix_so_nothing_sampled(tok: Any) -> None:
     # With enable_thinking=False the generation prompt holds an empty thought the message does not have.
     r = ChatTemplateRenderer(tok, chat_template_kwargs={"enable_thinking": False})
-    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": "r"}]
+    msgs: list[Message] = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "reasoning_content": "r"},
+    ]
     rt = r.render(msgs)
     assert rt.token_ids == template_ids(tok, msgs, enable_thinking=False)
     assert not any(rt.sampled_mask)
@@ -56,7 +60,7 @@ def test_no_think_prompt_is_not_a_prefix_so_nothing_sampled(tok: Any) -> None:
 def test_rerendered_history_is_not_marked_sampled(tok: Any) -> None:
     # The assistant's thought disappears once a later user query exists, so its render is not a prefix.
     r = ChatTemplateRenderer(tok)
-    msgs = [
+    msgs: list[Message] = [
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "a1", "reasoning_content": "t1"},
         {"role": "user", "content": "q2"},

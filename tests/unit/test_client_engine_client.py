@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestServer
 
 from renderers import EngineConnectionError, EngineHTTPError, EngineTimeoutError
 from renderers.client import EngineClient, generate
-from renderers.client.limits import clear_max_prompt_len_cache
 from renderers.types import Message
 from tests.helpers.fake_renderer import FakeRenderer
 
@@ -29,13 +28,6 @@ OK_BODY = {
 class Recorder:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], Any]] = []
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_max_prompt_len_cache()
-    yield
-    clear_max_prompt_len_cache()
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_unknown_vocabulary_warns_and_uses_the_template() -> None:
 
     backend = Tokenizer(models.WordLevel({"[UNK]": 0, "hi": 1}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend)  # type: ignore[no-untyped-call]
     tok.chat_template = "{% for m in messages %}{{ m.content }} {% endfor %}"
     with pytest.warns(NativeRendererUnavailable, match="no native family's special tokens are in its vocabulary"):
         r = create_renderer(tok)

@@ -3,19 +3,27 @@ cannot vouch for goes to the per-element path, whose errors name the field and i
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pybase64
 import pytest
 
-from renderers.client.transports import TRANSPORTS
-from renderers.client.transports import base as base_mod
-from renderers.client.transports.base import _parse_fast, _parse_slow, parse_completion
+from renderers.client import _parse as base_mod
+from renderers.client._parse import _parse_fast, _parse_slow, parse_completion
+from renderers.client._transports import TRANSPORTS
 from renderers.errors import LogprobMismatchError, MalformedResponseError, ResponseError
 
-ROUTED = {"data": pybase64.b64encode(bytes(range(12))).decode(), "shape": [2, 3, 2], "start": 0, "dtype": "uint8"}
+ROUTED: dict[str, Any] = {
+    "data": pybase64.b64encode(bytes(range(12))).decode(),
+    "shape": [2, 3, 2],
+    "start": 0,
+    "dtype": "uint8",
+}
 
 
-def vllm_doc(ids: list[int], lps: list[float], *, form: str = "token") -> dict:
+def vllm_doc(ids: list[int], lps: list[float], *, form: str = "token") -> dict[str, Any]:
+    content: list[dict[str, Any]]
     if form == "token":
         content = [{"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
                    for i, lp in zip(ids, lps, strict=True)]  # fmt: skip
@@ -25,7 +33,7 @@ def vllm_doc(ids: list[int], lps: list[float], *, form: str = "token") -> dict:
                                              "finish_reason": "length", "routed_experts": dict(ROUTED)}]}  # fmt: skip
 
 
-def dynamo_doc(ids: list[int], lps: list[float]) -> dict:
+def dynamo_doc(ids: list[int], lps: list[float]) -> dict[str, Any]:
     return {"id": "chatcmpl-1", "choices": [{"finish_reason": "stop", "logprobs": None}],
             "nvext": {"engine_data": {"completion_token_ids": ids, "completion_logprobs": lps,
                                       "routed_experts": dict(ROUTED)}}}  # fmt: skip

@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from renderers.client.generate import checked_prompt_ids
-from renderers.client.transports import TRANSPORTS, WireRequest
+from renderers.client._call import WireRequest, checked_prompt_ids
+from renderers.client._transports import TRANSPORTS
 
 
 @pytest.mark.parametrize("ids", [[], [0], [1, 2, 151_935], [2**63 - 1], list(range(5000))])

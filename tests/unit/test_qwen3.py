@@ -8,7 +8,7 @@ import pytest
 
 from renderers.families.qwen3 import Qwen3Renderer
 from renderers.protocol import Renderer
-from renderers.types import ToolCallParseStatus
+from renderers.types import Message, ToolCallParseStatus
 from tests.helpers.qwen3_tokenizer import qwen3_tokenizer, template_ids, upstream_qwen3_tokenizer
 
 
@@ -85,7 +85,7 @@ def test_bad_tool_spec_raises(r: Qwen3Renderer) -> None:
 
 
 def test_enable_thinking_false_generation_prompt(tok: Any) -> None:
-    msgs = [{"role": "user", "content": "hi"}]
+    msgs: list[Message] = [{"role": "user", "content": "hi"}]
     r = Qwen3Renderer(tok, enable_thinking=False)
     got = r.render(msgs, add_generation_prompt=True)
     assert got.token_ids == template_ids(tok, msgs, add_generation_prompt=True, enable_thinking=False)
@@ -96,7 +96,7 @@ def test_enable_thinking_false_generation_prompt(tok: Any) -> None:
 
 
 def test_thinking_retention_follows_last_query(r: Qwen3Renderer, tok: Any) -> None:
-    msgs = [
+    msgs: list[Message] = [
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "a1", "reasoning_content": "old thought"},
         {"role": "user", "content": "q2"},
@@ -121,7 +121,7 @@ def test_thinking_retention_follows_last_query(r: Qwen3Renderer, tok: Any) -> No
 def test_assistant_none_content_matches_upstream_template() -> None:
     up = upstream_qwen3_tokenizer()
     r = Qwen3Renderer(up)
-    msgs = [
+    msgs: list[Message] = [
         {"role": "user", "content": "q"},
         {
             "role": "assistant",
@@ -186,7 +186,7 @@ def test_parse_unclosed_thought_is_reasoning(r: Qwen3Renderer, tok: Any) -> None
 
 
 def test_bridge_refusals(r: Qwen3Renderer, tok: Any) -> None:
-    msgs = [{"role": "user", "content": "q"}]
+    msgs: list[Message] = [{"role": "user", "content": "q"}]
     prompt = r.render_ids(msgs, add_generation_prompt=True)
     completion = enc(tok, "<think>\nhm\n</think>\n\nanswer<|im_end|>")
     assert r.bridge_to_next_turn([], completion, [{"role": "user", "content": "x"}]) is None
@@ -206,7 +206,7 @@ def test_bridge_tool_followup_equals_rerender(r: Qwen3Renderer, tok: Any) -> Non
     completion = enc(
         tok, '<think>\nlook it up\n</think>\n\n<tool_call>\n{"name": "w", "arguments": {}}\n</tool_call><|im_end|>'
     )
-    new = [{"role": "tool", "content": "sunny"}]
+    new: list[Message] = [{"role": "tool", "content": "sunny"}]
     out = r.bridge_to_next_turn(prompt, completion, new)
     assert out is not None
     assistant = {

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
-from renderers.client.transports import get_transport
-from renderers.client.wire import error_from_response
+from renderers.client._http_errors import error_from_response
+from renderers.client._transports import get_transport
 from renderers.errors import (
     EngineHTTPError,
     LogprobMismatchError,

@@ -9,7 +9,8 @@ import orjson
 import pybase64
 import pytest
 
-from renderers.client.routed_experts import RoutedExperts, decode_body, routed_experts_from_wire
+from renderers.client._parse import decode_body
+from renderers.client._routed_experts import RoutedExperts, routed_experts_from_wire
 from renderers.errors import MalformedResponseError, RoutedExpertsError
 
 

@@ -8,7 +8,7 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import glm, qwen3
+from renderers.families import glm, qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
@@ -16,6 +16,8 @@ __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
 # Order matters only where vocabularies overlap: the more specific template first.
 FAMILIES: tuple[Family, ...] = (
     qwen3.FAMILY,
+    qwen3_5.FAMILY,
+    qwen3_5.FAMILY_3_6,
     *glm.FAMILIES,  # GLM-4.5, GLM-4.7/5, GLM-5.1, GLM-5.2: one vocabulary, told apart by their probes
 )
 

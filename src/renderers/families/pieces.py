@@ -11,12 +11,14 @@ two pieces takes the attributes of the piece it starts in.
 
 from __future__ import annotations
 
-import bisect
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from renderers._messages import CheckedMessage, check_messages, plain_json
+from renderers.families.segments import SegmentEncoder
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike, normalize_tool_spec
 
 __all__ = ["Piece", "PieceRenderer", "cut_completion", "tojson"]
@@ -71,6 +73,7 @@ class PieceRenderer:
             raise ValueError(f"{type(self).__name__} needs a fast (tokenizers-backed) tokenizer with offsets")
         self.tokenizer = tokenizer
         self._backend = backend
+        self._segments = SegmentEncoder(backend)
 
     # ------------------------------------------------------------------ protocol
 
@@ -145,32 +148,29 @@ class PieceRenderer:
             raise ValueError(f"tokenizer lacks the {self.family} token {token!r}; it is not a {self.family} tokenizer")
         return int(tid)
 
+    def clear_cache(self) -> None:
+        """Forget the cached encodings of text stretches (see :mod:`renderers.families.segments`)."""
+        self._segments.clear()
+
     def _encode(self, text: str) -> list[int]:
-        return list(self._backend.encode(text, add_special_tokens=False).ids)
+        return self._segments.encode_ids(text)
 
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self._backend.decode(list(ids), skip_special_tokens=False))
 
     def _encode_pieces(self, pieces: Iterable[Piece]) -> tuple[list[int], list[int], list[bool], list[bool]]:
         """Encode the joined text once; attribute each token to the piece holding its first character."""
-        starts: list[int] = []
-        kept: list[Piece] = []
-        pos = 0
-        for p in pieces:
-            if p.text:
-                starts.append(pos)
-                kept.append(p)
-                pos += len(p.text)
-        enc = self._backend.encode("".join(p.text for p in kept), add_special_tokens=False)
-        idx: list[int] = []
-        sampled: list[bool] = []
-        content: list[bool] = []
-        for begin, _end in enc.offsets:
-            p = kept[bisect.bisect_right(starts, begin) - 1]
-            idx.append(p.message)
-            sampled.append(p.sampled)
-            content.append(p.content)
-        return list(enc.ids), idx, sampled, content
+        kept = [p for p in pieces if p.text]
+        if not kept:
+            return [], [], [], []
+        lengths = np.fromiter((len(p.text) for p in kept), dtype=np.int64, count=len(kept))
+        starts = np.cumsum(lengths) - lengths
+        ids, begins = self._segments.encode("".join(p.text for p in kept))
+        which = np.searchsorted(starts, begins, side="right") - 1
+        message = np.fromiter((p.message for p in kept), dtype=np.int64, count=len(kept))
+        sampled = np.fromiter((p.sampled for p in kept), dtype=bool, count=len(kept))
+        content = np.fromiter((p.content for p in kept), dtype=bool, count=len(kept))
+        return ids, message[which].tolist(), sampled[which].tolist(), content[which].tolist()
 
     def _bridge(self, prior: list[int], pieces: Iterable[Piece], msgs: Sequence[CheckedMessage]) -> RenderedTokens:
         """``prior`` ids kept as they are, followed by ``pieces`` encoded with their attribution."""

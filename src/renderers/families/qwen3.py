@@ -19,6 +19,11 @@ Attribution:
   ``<|im_end|>``; not the ``<|im_start|>assistant\\n`` line, nor the newline after ``<|im_end|>``.
 - ``is_content``: text that came from the caller's messages (system/user/tool content); on assistant
   turns it equals ``sampled_mask``.
+
+:class:`QwenChatRenderer` holds what every Qwen chat template of this lineage shares (the ChatML blocks, the
+``<tool_response>`` grouping of tool messages, the last-query rule, the bridge's checks, the marker parser);
+:class:`Qwen3Renderer` adds Qwen3's tools header, assistant layout and bridge refusals, and
+:mod:`renderers.families.qwen3_5` adds Qwen3.5's.
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ from renderers.families.registry import Family, Probe
 from renderers.parsing import MarkerParser
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
-__all__ = ["FAMILY", "QWEN3_SPECIAL_TOKENS", "Qwen3Renderer"]
+__all__ = [
+    "EMPTY_THINK",
+    "FAMILY",
+    "GEN_PROMPT",
+    "QWEN3_SPECIAL_TOKENS",
+    "Qwen3Renderer",
+    "QwenChatRenderer",
+    "split_inline_reasoning",
+]
 
 QWEN3_SPECIAL_TOKENS = (
     "<|im_start|>",
@@ -55,34 +68,26 @@ _TOOLS_FOOTER = (
     '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": '
     "<args-json-object>}\n</tool_call><|im_end|>\n"
 )
-_GEN_PROMPT = "<|im_start|>assistant\n"
-_EMPTY_THINK = "<think>\n\n</think>\n\n"
+GEN_PROMPT = "<|im_start|>assistant\n"
+EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 
-def _last_query_index(msgs: Sequence[CheckedMessage]) -> int:
-    for i in range(len(msgs) - 1, -1, -1):
-        m = msgs[i]
-        if m.role == "user" and not (
-            m.content.startswith("<tool_response>") and m.content.endswith("</tool_response>")
-        ):
-            return i
-    return len(msgs) - 1
+def split_inline_reasoning(content: str) -> tuple[str, str]:
+    """``(reasoning, content)`` from a content holding ``…</think>``, split the way the Qwen templates do."""
+    reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
+    return reasoning, content.split("</think>")[-1].lstrip("\n")
 
 
-def _is_user_query(m: CheckedMessage) -> bool:
-    return m.role == "user" and not (m.content.startswith("<tool_response>") and m.content.endswith("</tool_response>"))
+class QwenChatRenderer(PieceRenderer):
+    """What the Qwen3 and Qwen3.5 templates share; subclasses supply the parts where they differ.
 
-
-class Qwen3Renderer(PieceRenderer):
-    """Renders Qwen3 conversations token-exactly with its chat template, and parses completions.
-
-    ``enable_thinking=False`` adds the empty ``<think>\\n\\n</think>\\n\\n`` block to the generation
-    prompt, as the template does. Thinking retention follows the template: an assistant turn keeps its
-    ``<think>`` block only after the last user query (and, unless it is the last message, only when
-    its reasoning is non-empty).
+    Hooks: ``_text`` (how the template normalises message text: as is, or trimmed), ``_header_pieces`` (system
+    and tools block), ``_assistant_pieces``, ``_gen_prompt_text``, ``_last_query_index`` and ``_bridge_refused``.
     """
 
-    family = "Qwen3"
+    family = "Qwen"
+    # Whether a tool message with no message before it opens a ``<|im_start|>user`` block.
+    _tool_opener_at_start = True
 
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
         super().__init__(tokenizer)
@@ -125,10 +130,9 @@ class Qwen3Renderer(PieceRenderer):
         The completion is cut after its first ``<|im_end|>`` (an ``<|endoftext|>`` stop or a truncated
         completion gets ``<|im_end|>`` instead). Returns ``None`` when the result could differ from a
         full re-render: empty prompt or new messages, a prompt that does not end with this renderer's
-        generation prompt, an assistant among the new messages, a new user query when the history
-        holds a ``</think>`` token (the template would then drop that earlier thinking), or a last turn
-        with an empty ``<think>`` block (kept by the template only on the final message; this includes
-        every ``enable_thinking=False`` prompt).
+        generation prompt, an assistant among the new messages, or a family-specific reason
+        (``_bridge_refused``, documented on each renderer). New messages the template rejects raise ``ValueError``
+        (``_check_new_messages``).
         """
         prompt = list(previous_prompt_ids)
         if not prompt or not new_messages:
@@ -137,19 +141,108 @@ class Qwen3Renderer(PieceRenderer):
         if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
             return None
         msgs = check_messages(new_messages)
+        self._check_new_messages(msgs)
         if any(m.role == "assistant" for m in msgs):
             return None
         completion = cut_completion(previous_completion_ids, self.im_end_id, (self.endoftext_id,))
-        prior = prompt + completion
-        if any(_is_user_query(m) for m in msgs) and self._ids["</think>"] in prior:
+        if self._bridge_refused(prompt, completion, msgs):
             return None
-        if self._last_turn_has_empty_think(prompt, completion):
-            return None  # the template keeps an empty <think> block only on the final message
-
         pieces: list[Piece] = [Piece("\n", -1)]
-        pieces.extend(self._message_pieces(msgs, start=0, last_query_index=-1, first_is_header=False))
+        pieces.extend(self._message_pieces(msgs, last_query_index=-1, continues=True))
         pieces.extend(self._gen_prompt_pieces())
-        return self._bridge(prior, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, msgs)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _text(self, text: str) -> str:
+        """Message text as the template writes it."""
+        return text
+
+    def _gen_prompt_text(self) -> str:
+        raise NotImplementedError
+
+    def _header_pieces(self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike]) -> list[Piece]:
+        raise NotImplementedError
+
+    def _assistant_pieces(self, m: CheckedMessage, j: int, *, keep_think_ok: bool, is_last: bool) -> list[Piece]:
+        raise NotImplementedError
+
+    def _last_query_index(self, msgs: Sequence[CheckedMessage]) -> int:
+        """The index of the last user query; the last message's index when there is none."""
+        for i in range(len(msgs) - 1, -1, -1):
+            if self._is_user_query(msgs[i]):
+                return i
+        return len(msgs) - 1
+
+    def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
+        raise NotImplementedError
+
+    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
+        """Raise ``ValueError`` for follow-up messages the template rejects (default: none)."""
+
+    # ------------------------------------------------------------------ shared layout
+
+    def _is_user_query(self, m: CheckedMessage) -> bool:
+        """A user message that is not a ``<tool_response>…</tool_response>`` wrapper."""
+        if m.role != "user":
+            return False
+        text = self._text(m.content)
+        return not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
+
+    def _gen_prompt_pieces(self) -> list[Piece]:
+        return [Piece(self._gen_prompt_text(), -1)]
+
+    def _pieces(
+        self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike], add_generation_prompt: bool
+    ) -> list[Piece]:
+        pieces = self._header_pieces(msgs, tool_list)
+        pieces.extend(self._message_pieces(msgs, last_query_index=self._last_query_index(msgs), continues=False))
+        if add_generation_prompt:
+            pieces.extend(self._gen_prompt_pieces())
+        return pieces
+
+    def _message_pieces(self, msgs: list[CheckedMessage], *, last_query_index: int, continues: bool) -> list[Piece]:
+        """The blocks of ``msgs``; ``continues``: they follow an assistant turn (a bridge), not the header."""
+        out: list[Piece] = []
+        n = len(msgs)
+        for i, m in enumerate(msgs):
+            if m.role == "user" or (m.role == "system" and (i > 0 or continues)):
+                out.append(Piece(f"<|im_start|>{m.role}\n", i, False, False))
+                out.append(Piece(self._text(m.content), i, False, True))
+                out.append(Piece("<|im_end|>\n", i, False, False))
+            elif m.role == "assistant":
+                out.extend(self._assistant_pieces(m, i, keep_think_ok=i > last_query_index, is_last=i == n - 1))
+            elif m.role == "tool":
+                if (i > 0 and msgs[i - 1].role != "tool") or (i == 0 and (continues or self._tool_opener_at_start)):
+                    out.append(Piece("<|im_start|>user", i, False, False))
+                out.append(Piece("\n<tool_response>\n", i, False, False))
+                out.append(Piece(self._text(m.content), i, False, True))
+                out.append(Piece("\n</tool_response>", i, False, False))
+                if i == n - 1 or msgs[i + 1].role != "tool":
+                    out.append(Piece("<|im_end|>\n", i, False, False))
+        return out
+
+
+class Qwen3Renderer(QwenChatRenderer):
+    """Renders Qwen3 conversations token-exactly with its chat template, and parses completions.
+
+    ``enable_thinking=False`` adds the empty ``<think>\\n\\n</think>\\n\\n`` block to the generation
+    prompt, as the template does. Thinking retention follows the template: an assistant turn keeps its
+    ``<think>`` block only after the last user query (and, unless it is the last message, only when
+    its reasoning is non-empty).
+
+    ``bridge_to_next_turn`` also returns ``None`` for a new user query when the history holds a ``</think>`` token
+    (the template would then drop that earlier thinking), and for a last turn with an empty ``<think>`` block
+    (kept by the template only on the final message; this includes every ``enable_thinking=False`` prompt).
+    """
+
+    family = "Qwen3"
+
+    def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
+        if any(self._is_user_query(m) for m in msgs) and self._ids["</think>"] in prompt + completion:
+            return True
+        # The template keeps an empty <think> block only on the final message.
+        return self._last_turn_has_empty_think(prompt, completion)
 
     def _last_turn_has_empty_think(self, prompt: list[int], completion: list[int]) -> bool:
         start = len(prompt) - 1 - prompt[::-1].index(self.im_start_id) if self.im_start_id in prompt else 0
@@ -167,14 +260,9 @@ class Qwen3Renderer(PieceRenderer):
     # ------------------------------------------------------------------ text layout
 
     def _gen_prompt_text(self) -> str:
-        return _GEN_PROMPT + ("" if self.enable_thinking else _EMPTY_THINK)
+        return GEN_PROMPT + ("" if self.enable_thinking else EMPTY_THINK)
 
-    def _gen_prompt_pieces(self) -> list[Piece]:
-        return [Piece(self._gen_prompt_text(), -1)]
-
-    def _pieces(
-        self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike], add_generation_prompt: bool
-    ) -> list[Piece]:
+    def _header_pieces(self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike]) -> list[Piece]:
         pieces: list[Piece] = []
         has_system = msgs[0].role == "system"
         if tool_list:
@@ -189,46 +277,16 @@ class Qwen3Renderer(PieceRenderer):
             pieces.append(Piece("<|im_start|>system\n", 0, False, False))
             pieces.append(Piece(msgs[0].content, 0, False, True))
             pieces.append(Piece("<|im_end|>\n", 0, False, False))
-        pieces.extend(
-            self._message_pieces(msgs, start=0, last_query_index=_last_query_index(msgs), first_is_header=True)
-        )
-        if add_generation_prompt:
-            pieces.extend(self._gen_prompt_pieces())
         return pieces
 
-    def _message_pieces(
-        self, msgs: list[CheckedMessage], *, start: int, last_query_index: int, first_is_header: bool
-    ) -> list[Piece]:
-        out: list[Piece] = []
-        n = len(msgs)
-        for i, m in enumerate(msgs):
-            j = start + i
-            if m.role == "user" or (m.role == "system" and not (i == 0 and first_is_header)):
-                out.append(Piece(f"<|im_start|>{m.role}\n", j, False, False))
-                out.append(Piece(m.content, j, False, True))
-                out.append(Piece("<|im_end|>\n", j, False, False))
-            elif m.role == "assistant":
-                out.extend(self._assistant_pieces(m, j, keep_think_ok=i > last_query_index, is_last=i == n - 1))
-            elif m.role == "tool":
-                if i == 0 or msgs[i - 1].role != "tool":
-                    out.append(Piece("<|im_start|>user", j, False, False))
-                out.append(Piece("\n<tool_response>\n", j, False, False))
-                out.append(Piece(m.content, j, False, True))
-                out.append(Piece("\n</tool_response>", j, False, False))
-                if i == n - 1 or msgs[i + 1].role != "tool":
-                    out.append(Piece("<|im_end|>\n", j, False, False))
-        return out
-
-    @staticmethod
-    def _assistant_pieces(m: CheckedMessage, j: int, *, keep_think_ok: bool, is_last: bool) -> list[Piece]:
+    def _assistant_pieces(self, m: CheckedMessage, j: int, *, keep_think_ok: bool, is_last: bool) -> list[Piece]:
         content = m.content
         reasoning = ""
         if m.reasoning is not None:
             reasoning = m.reasoning
         elif "</think>" in content:
-            reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
-            content = content.split("</think>")[-1].lstrip("\n")
-        out: list[Piece] = [Piece("<|im_start|>assistant\n", j)]
+            reasoning, content = split_inline_reasoning(content)
+        out: list[Piece] = [Piece(GEN_PROMPT, j)]
         if keep_think_ok and (is_last or reasoning):
             out.append(Piece("<think>\n", j, True, True))
             out.append(Piece(reasoning.strip("\n"), j, True, True))

@@ -42,8 +42,8 @@ class Family:
 
     ``build(tokenizer, enable_thinking, options)`` makes the renderer; ``options`` are the
     ``chat_template_kwargs`` the caller gave besides ``enable_thinking``; a builder raises ``ValueError`` for one
-    it does not support. ``template_kwargs`` and the options are passed to ``apply_chat_template`` on the
-    probes (for example the thinking switch under the name the template reads).
+    it does not support. ``template_kwargs`` are passed to ``apply_chat_template`` on the probes (for example
+    the thinking switch under the name the template reads).
     """
 
     name: str
@@ -70,8 +70,7 @@ class Family:
             return Verdict(self.name, None, str(exc))
         if not getattr(tokenizer, "chat_template", None):
             return Verdict(self.name, renderer)  # nothing to disagree with: the native layout is the model's
-        # The caller's options reach the template too, so a renderer built with them is compared like for like.
-        kwargs = {**options, **self.template_kwargs(enable_thinking)}
+        kwargs = {**options, **self.template_kwargs(enable_thinking)}  # the template sees what the renderer got
         for n, probe in enumerate(self.probes):
             try:
                 expected = tokenizer.apply_chat_template(

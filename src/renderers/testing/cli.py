@@ -162,7 +162,7 @@ def _reachable(url: str, timeout: float) -> str | None:
     """``None`` when ``GET /v1/models`` answers, else why not."""
     import httpx
 
-    from renderers.client.http import root_url
+    from renderers.client._http import root_url
 
     try:
         httpx.get(root_url(url) + "/v1/models", timeout=timeout).raise_for_status()

@@ -19,8 +19,10 @@ Needs the ``testing`` extra (``pip install 'renderers[testing]'``).
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 try:
     from hypothesis import strategies as st
@@ -119,16 +121,18 @@ def prompt_ids(vocab_size: int, *, max_len: int = 4096) -> st.SearchStrategy[lis
     return st.one_of(short, long)
 
 
-PASSTHROUGH_KEYS: dict[str, st.SearchStrategy[Any]] = {
-    "top_p": st.floats(0.05, 1.0),
-    "top_k": st.sampled_from([-1, 0, 1, 2, 5, 50]),
-    "min_p": st.floats(0.0, 0.5),
-    "presence_penalty": st.floats(-2.0, 2.0),
-    "frequency_penalty": st.floats(-2.0, 2.0),
-    "repetition_penalty": st.floats(0.5, 2.0),
-    "detokenize": st.booleans(),
-    "skip_special_tokens": st.booleans(),
-}
+PASSTHROUGH_KEYS: Final[Mapping[str, st.SearchStrategy[Any]]] = MappingProxyType(
+    {
+        "top_p": st.floats(0.05, 1.0),
+        "top_k": st.sampled_from([-1, 0, 1, 2, 5, 50]),
+        "min_p": st.floats(0.0, 0.5),
+        "presence_penalty": st.floats(-2.0, 2.0),
+        "frequency_penalty": st.floats(-2.0, 2.0),
+        "repetition_penalty": st.floats(0.5, 2.0),
+        "detokenize": st.booleans(),
+        "skip_special_tokens": st.booleans(),
+    }
+)
 """Keys both servers accept, each with values both accept (vLLM SamplingParams / Dynamo top level)."""
 
 temperatures = st.one_of(st.just(0), st.just(0.0), st.sampled_from([0.5, 1.0, 2.0]), st.floats(0.01, 2.0))

@@ -11,28 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from renderers.client.http import HTTPClient
-from renderers.client.transports.base import Transport, WireRequest, encode_body, parse_completion
-from renderers.client.wire import WireResult
+from renderers.client._call import WireRequest
+from renderers.client._http import RawResponse
+from renderers.client._parse import WireResult, parse_completion
+from renderers.client._server_info import ServerInfo
+from renderers.client._transports.base import Transport, encode_body
 
-__all__ = ["DynamoTransport", "servers_without_prompt_start"]
+__all__ = ["DROP_KEYS", "PROMPT_START_FIELD", "DynamoTransport"]
 
 #: vLLM-only sampling keys that Dynamo rejects at the top level (400 "Unsupported parameter(s)").
-DROP_KEYS: Final = frozenset(
-    {"return_token_ids", "spaces_between_special_tokens", "priority", "routed_experts_prompt_start"}
-)
+DROP_KEYS: Final = frozenset({"return_token_ids", "spaces_between_special_tokens"})
 # Keys handled explicitly (never copied verbatim).
-_HANDLED: Final = frozenset({"nvext", "max_tokens", "cache_salt", "model", "messages", "stream"})
+_HANDLED: Final = frozenset({"nvext", "max_tokens", "model", "messages", "stream"})
 PLACEHOLDER_MESSAGES: Final = ({"role": "user", "content": ""},)
+#: The optional request field Dynamo <= 1.6.1 rejects, as ``ServerInfo`` names it.
+PROMPT_START_FIELD: Final = "nvext.routed_experts_prompt_start"
 _PROMPT_START_REJECTED: Final = b"unknown field `routed_experts_prompt_start`"
-
-# Root URLs of servers that answered 400 to ``nvext.routed_experts_prompt_start`` (Dynamo <= 1.6.1).
-_no_prompt_start: set[str] = set()
-
-
-def servers_without_prompt_start() -> set[str]:
-    """The (mutable) set of server roots known not to accept ``nvext.routed_experts_prompt_start``."""
-    return _no_prompt_start
 
 
 class DynamoTransport(Transport):
@@ -40,18 +34,20 @@ class DynamoTransport(Transport):
 
     - ``nvext``: the caller's ``sampling_params["nvext"]`` (kept) plus ``token_data`` = prompt ids,
       ``extra_fields`` ∪ ``["engine_data"]``, ``cache_salt``, ``agent_hints.priority = -priority`` (see the module
-      docstring) and ``routed_experts_prompt_start`` when requested and the server accepts it.
+      docstring) and ``routed_experts_prompt_start`` when requested and the server is not known to reject it.
     - ``max_tokens`` -> ``max_completion_tokens``; ``logprobs`` N -> ``true`` (+ ``top_logprobs`` when N > 1);
-      ``return_token_ids``, ``spaces_between_special_tokens``, ``priority`` and ``routed_experts_prompt_start``
-      never reach the top level; ``None`` values and an empty ``stop`` list (Dynamo 400s on it) are dropped;
-      everything else passes through.
+      ``return_token_ids`` and ``spaces_between_special_tokens`` never reach the top level; ``None`` values and an
+      empty ``stop`` list (Dynamo 400s on it) are dropped; everything else passes through.
     - Tools are never sent: the renderer already put them in ``token_data``.
+    - A server that rejects ``nvext.routed_experts_prompt_start`` with exactly Dynamo 1.6.1's 400 gets the request
+      once more without it (``resend_body``) and is remembered in the client's ``ServerInfo``; the parser then
+      trims the routing rows itself.
     """
 
     name: ClassVar[str] = "dynamo"
     path: ClassVar[str] = "/v1/chat/completions"
 
-    def build_body(self, request: WireRequest, *, send_prompt_start: bool = True) -> bytes:
+    def build_body(self, request: WireRequest, server: ServerInfo | None = None) -> bytes:
         sp = request.sampling_params
         caller_nvext = sp.get("nvext")
         if caller_nvext is not None and not isinstance(caller_nvext, Mapping):
@@ -65,18 +61,14 @@ class DynamoTransport(Transport):
         if "engine_data" not in extra_fields:
             extra_fields.append("engine_data")
         nvext["extra_fields"] = extra_fields
-        salt = request.cache_salt if request.cache_salt is not None else sp.get("cache_salt")
-        if salt is not None:
-            nvext["cache_salt"] = salt
-        priority = request.priority if request.priority is not None else sp.get("priority")
-        if priority is not None:
-            if type(priority) is not int:
-                raise ValueError(f"priority must be an int, got {priority!r}")
+        if request.cache_salt is not None:
+            nvext["cache_salt"] = request.cache_salt
+        if request.priority is not None:
             hints = nvext.get("agent_hints")
             if hints is not None and not isinstance(hints, Mapping):
-                raise ValueError("sampling_params['nvext']['agent_hints'] must be a mapping")
-            nvext["agent_hints"] = {**(hints or {}), "priority": -priority}
-        if send_prompt_start and request.prompt_start is not None:
+                raise ValueError(f"sampling_params['nvext']['agent_hints'] must be a mapping, got {hints!r}")
+            nvext["agent_hints"] = {**(hints or {}), "priority": -request.priority}
+        if request.prompt_start is not None and (server is None or server.accepts(PROMPT_START_FIELD)):
             nvext["routed_experts_prompt_start"] = request.prompt_start
 
         body: dict[str, Any] = {
@@ -100,29 +92,22 @@ class DynamoTransport(Transport):
             body[key] = value
         return encode_body(body)
 
-    def parse(self, raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
-        """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32."""
-        return parse_completion(raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
+    def resend_body(self, request: WireRequest, resp: RawResponse, server: ServerInfo) -> bytes | None:
+        """Dynamo <= 1.6.1's 400 to ``nvext.routed_experts_prompt_start``: remember it, send the body without it."""
+        if (
+            resp.status == 400
+            and request.prompt_start is not None
+            and server.accepts(PROMPT_START_FIELD)
+            and _PROMPT_START_REJECTED in resp.body
+        ):
+            server.reject(PROMPT_START_FIELD)
+            return self.build_body(request, server)
+        return None
 
-    async def send(
-        self,
-        http: HTTPClient,
-        request: WireRequest,
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-        max_prompt_len: int | None = None,
-    ) -> WireResult:
-        """As the base, plus: a server that rejects ``nvext.routed_experts_prompt_start`` with exactly Dynamo
-        1.6.1's 400 gets the request once more without it, and is remembered (per root URL) so later requests
-        omit it; the client then trims the routing rows itself."""
-        with_start = request.prompt_start is not None and http.root_url not in _no_prompt_start
-        resp = await self._post(http, self.build_body(request, send_prompt_start=with_start), headers=headers,
-                                timeout=timeout)  # fmt: skip
-        if with_start and resp.status == 400 and _PROMPT_START_REJECTED in resp.body:
-            _no_prompt_start.add(http.root_url)
-            resp = await self._post(
-                http, self.build_body(request, send_prompt_start=False), headers=headers, timeout=timeout
-            )
-        self._raise_for_status(resp, request, max_prompt_len)
-        return self.parse(resp.body, prompt_len=len(request.prompt_ids), prompt_start=request.prompt_start)
+    def parse(self, raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
+        """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32.
+
+        Checks that only a Dynamo body needs (its ``nvext.engine_data`` against the OpenAI-shaped parts of the same
+        body) belong here, after the shared parse, with ``raw`` and the parsed result at hand.
+        """
+        return parse_completion(raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)

@@ -1,4 +1,5 @@
-"""MoE routing replay: the ``routed_experts`` payload, its validation, zero-copy extraction and row trim.
+"""MoE routing replay: the ``routed_experts`` payload, its wire forms, validation and row trim (the zero-copy cut of
+its base64 text out of a response body is the parser's, ``_parse.split_body``).
 
 Both transports use this module, so one response content gives one outcome whichever transport carried it.
 
@@ -17,38 +18,21 @@ from __future__ import annotations
 import binascii
 import io
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pybase64
 
-from renderers.errors import MalformedResponseError, RoutedExpertsError
+from renderers.errors import RoutedExpertsError
 
-__all__ = [
-    "DTYPE_ITEMSIZE",
-    "ROUTED_EXPERTS_DATA_PREFIX",
-    "RoutedExperts",
-    "decode_body",
-    "decode_full",
-    "routed_experts_from_wire",
-    "split_body",
-]
+__all__ = ["DTYPE_ITEMSIZE", "RoutedExperts", "routed_experts_from_wire"]
 
 #: dtype name -> bytes per element. Anything else is rejected.
-DTYPE_ITEMSIZE: Final[Mapping[str, int]] = {"uint8": 1, "uint16": 2, "int16": 2, "int32": 4}
+DTYPE_ITEMSIZE: Final[Mapping[str, int]] = MappingProxyType({"uint8": 1, "uint16": 2, "int16": 2, "int32": 4})
 # Explicit little-endian numpy dtypes (the producers serialize native little-endian arrays).
-_NP_DTYPE: Final[Mapping[str, str]] = {"uint8": "u1", "uint16": "<u2", "int16": "<i2", "int32": "<i4"}
-
-#: Literal bytes that precede the base64 text in a compact JSON body.
-ROUTED_EXPERTS_DATA_PREFIX: Final = b'"routed_experts":{"data":"'
-_NPY_PREFIX: Final = b'"routed_experts":"'
-_KEY: Final = b'"routed_experts":'
-_OBJECT_TAIL: Final = b'{"data":"'
-_NAME: Final = b"routed_experts"
-_B64_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-_DATA_NAME: Final = b'"data"'
+_NP_DTYPE: Final[Mapping[str, str]] = MappingProxyType({"uint8": "u1", "uint16": "<u2", "int16": "<i2", "int32": "<i4"})
 
 
 def _b64_len(n_bytes: int) -> int:
@@ -262,71 +246,3 @@ def routed_experts_from_wire(
     if not isinstance(dtype, str):
         raise RoutedExpertsError(f"unknown {field}.dtype {dtype!r}", field=f"{field}.dtype", value=dtype)
     return RoutedExperts(data, tuple(shape), start, dtype, field=field, _decoded=decoded), "start" in payload
-
-
-def split_body(raw: bytes) -> tuple[bytes, memoryview | None]:
-    """Cut the routed-experts base64 text out of a compact JSON body: ``(rest, text)``, or ``(raw, None)``.
-
-    Taken only when the payload is unambiguous: a compact ``"routed_experts":{"data":"`` (or the ``.npy`` string
-    form ``"routed_experts":"``) with a closing quote, and, in what is left once the text is cut out (``rest``),
-    exactly one literal ``routed_experts`` (whatever the whitespace around the colon), for the object form no
-    ``"data"`` after the cut (the object opens right before its ``"data":"``, so a second ``data`` key of that
-    object can only follow it; a ``"data"`` before belongs to another object), and no ``\\u`` escape (an escape
-    could spell a second ``routed_experts`` or ``data`` key).
-    Scanning ``rest`` instead of the whole body is equivalent and ~17x cheaper on a 32k-token table: the cut text
-    has no quote, backslash or ``_`` once it is known to be base64 (the caller checks that: ``decode_body`` with
-    the alphabet, ``parse_completion`` by decoding it with ``validate=True``), so it can hold no key and no
-    escape; a ``"data"`` spelled by the text itself would be the very value being cut out.
-    ``rest`` is a new ``bytes`` (the body without the text); ``text`` is a zero-copy ``memoryview`` of ``raw``.
-    """
-    # One scan for the key; a first occurrence in neither compact form means no zero-copy (a later one would make
-    # two ``routed_experts`` in the body, which is refused below anyway).
-    pos = raw.find(_KEY)
-    if pos < 0:
-        return raw, None
-    after = pos + len(_KEY)
-    if raw.startswith(_OBJECT_TAIL, after):
-        object_form, begin = True, after + len(_OBJECT_TAIL)
-    elif raw.startswith(b'"', after):
-        object_form, begin = False, after + 1
-    else:
-        return raw, None
-    end = raw.find(b'"', begin)
-    if end < 0:
-        return raw, None
-    mv = memoryview(raw)
-    rest = b"".join((mv[:begin], mv[end:]))
-    # Another ``"data"`` key of the routed-experts object can only come after its first member, i.e. after the cut
-    # (``rest[begin]`` is the closing quote of the emptied value): one scan of the object's tail instead of ``rest``.
-    if rest.count(_NAME) != 1 or (object_form and rest.find(_DATA_NAME, begin) >= 0):
-        return raw, None
-    if rest.find(b"\\") >= 0 and rest.find(b"\\u") >= 0:  # memchr for the (rare) backslash first
-        return raw, None
-    return rest, mv[begin:end]
-
-
-def decode_body(raw: bytes) -> tuple[Any, memoryview | None]:
-    """Decode a JSON response body with orjson, cutting the routed-experts base64 text out first.
-
-    Fast path (``split_body`` found one unambiguous payload, and its text has only base64 characters): the base64 is
-    replaced by ``""`` before decoding and returned as a zero-copy ``memoryview`` of ``raw``. Anything else falls
-    back to a plain full decode (still correct), with ``None``.
-    Raises ``MalformedResponseError`` when the body is not JSON.
-    """
-    rest, blob = split_body(raw)
-    # Only base64 characters: a byte that would make the JSON invalid (control, non-UTF-8) must not be cut away.
-    if blob is not None and not bytes(blob).translate(None, _B64_ALPHABET):
-        try:
-            return orjson.loads(rest), blob
-        except orjson.JSONDecodeError:
-            pass  # let the full decode report the error on the real body
-    return decode_full(raw), None
-
-
-def decode_full(raw: bytes) -> Any:
-    """``orjson.loads(raw)``; ``MalformedResponseError`` (no field) when the body is not JSON."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        preview = bytes(raw[:200]).decode("utf-8", "replace")
-        raise MalformedResponseError(f"response body is not valid JSON ({exc}): {preview!r}", field=None) from None

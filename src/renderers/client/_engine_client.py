@@ -9,7 +9,7 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
-from renderers.client.http import JSON_HEADERS, HTTPClient, RawResponse, root_url
+from renderers.client._http import JSON_HEADERS, HTTPClient, RawResponse, root_url
 from renderers.errors import EngineConnectionError, EngineTimeoutError
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "EngineClient"]
@@ -55,8 +55,8 @@ class EngineClient(HTTPClient):
             isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1
         ):
             raise ValueError(f"max_in_flight must be an int >= 1 or None, got {max_in_flight!r}")
+        super().__init__(root_url(base_url))  # its ServerInfo is kept across ``aclose()``
         self.base_url = base_url
-        self.root_url = root_url(base_url)
         self.timeout = timeout
         self.max_connections = max_connections
         self.max_in_flight = max_in_flight

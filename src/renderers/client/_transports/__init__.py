@@ -1,12 +1,14 @@
-"""Transports: one small class per wire protocol behind the ``Transport`` ABC."""
+"""Transports: one small class per wire protocol behind the ``Transport`` ABC, and the registry of their names."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
-from renderers.client.transports.base import Transport, WireRequest, encode_body, parse_completion
-from renderers.client.transports.dynamo import DynamoTransport
-from renderers.client.transports.vllm import VllmTransport
+from renderers.client._transports.base import Transport, encode_body
+from renderers.client._transports.dynamo import DynamoTransport
+from renderers.client._transports.vllm import VllmTransport
 
 __all__ = [
     "TRANSPORTS",
@@ -14,10 +16,8 @@ __all__ = [
     "RendererTransport",
     "Transport",
     "VllmTransport",
-    "WireRequest",
     "encode_body",
     "get_transport",
-    "parse_completion",
 ]
 
 #: Transport names accepted by ``generate(transport=...)``. The seed's spellings are accepted aliases.
@@ -25,12 +25,10 @@ RendererTransport: TypeAlias = Literal["vllm", "dynamo", "vllm_generate", "dynam
 
 _VLLM: Final = VllmTransport()
 _DYNAMO: Final = DynamoTransport()
-TRANSPORTS: Final[dict[str, Transport]] = {
-    "vllm": _VLLM,
-    "vllm_generate": _VLLM,
-    "dynamo": _DYNAMO,
-    "dynamo_chat": _DYNAMO,
-}
+#: Name -> transport (read-only; transports are stateless, so one instance serves every client).
+TRANSPORTS: Final[Mapping[str, Transport]] = MappingProxyType(
+    {"vllm": _VLLM, "vllm_generate": _VLLM, "dynamo": _DYNAMO, "dynamo_chat": _DYNAMO}
+)
 
 
 def get_transport(name: str) -> Transport:

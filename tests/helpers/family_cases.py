@@ -1,0 +1,107 @@
+"""Every native family with its real tokenizer + template, its renderer, and the peer's renderer for it.
+
+One registry for the tests that go family by family (``tests/peer``) and for the render benchmark
+(``benchmarks/render.py``): adding a family here adds it to both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+from renderers.families.qwen3 import Qwen3Renderer
+from renderers.families.qwen3_5 import Qwen35Renderer
+from renderers.protocol import Renderer
+from tests.helpers.conversations import SPECIAL_FRAGMENTS, ArgsForm, conversations, render_text, text_with
+from tests.helpers.offline_tokenizers import otc_dir, otc_tokenizer
+from tests.helpers.qwen3_tokenizer import qwen3_tokenizer_dir, upstream_qwen3_tokenizer
+
+__all__ = ["FAMILY_CASES", "FamilyCase", "is_query", "peer_renderer", "qwen35_conversations"]
+
+
+def is_query(m: dict[str, Any]) -> bool:
+    """A user turn that is not a tool response written as a user message (the Qwen templates tell them apart)."""
+    text = m["content"].strip()
+    return m["role"] == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
+
+
+@st.composite
+def qwen35_conversations(draw: st.DrawFn, text: st.SearchStrategy[str] = render_text) -> list[dict[str, Any]]:
+    """Conversations the Qwen3.5 template accepts: a system message only first, at least one user query."""
+    msgs = draw(conversations(text, args_form="dict"))
+    msgs = [m for i, m in enumerate(msgs) if m["role"] != "system" or i == 0]
+    if not any(is_query(m) for m in msgs):
+        at = draw(st.integers(1 if msgs and msgs[0]["role"] == "system" else 0, len(msgs)))
+        msgs.insert(at, {"role": "user", "content": draw(text) + "q"})
+    return msgs
+
+
+@dataclass(frozen=True)
+class FamilyCase:
+    """A family as the real template, this project and ``renderers==0.1.12`` render it.
+
+    ``tokenizer`` loads the real tokenizer carrying the real template (the truth); ``args_form`` is how the
+    template takes tool-call arguments; ``special`` are marker strings worth mixing into generated text;
+    ``conversations`` draws conversations the template accepts (default: any, with ``special`` in the text);
+    ``template_kwargs`` go to ``apply_chat_template``; ``peer_module``/``peer_class``/``peer_config`` build the
+    peer's renderer (``None`` where the peer has none); ``folder`` is a tokenizer folder the mock servers can load
+    (``--tokenizer``) for multi-turn rollouts with this family's ids (``None``: not used there).
+    """
+
+    family: str
+    tokenizer: Callable[[], Any]
+    ours: Callable[[Any], Renderer]
+    peer_module: str | None
+    peer_class: str | None
+    args_form: ArgsForm = "any"
+    special: tuple[str, ...] = ()
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    peer_config: Mapping[str, Any] = field(default_factory=dict)
+    folder: Callable[[], Path] | None = None
+    conversations: st.SearchStrategy[list[dict[str, Any]]] | None = None
+
+    def conversation_strategy(self) -> st.SearchStrategy[list[dict[str, Any]]]:
+        if self.conversations is not None:
+            return self.conversations
+        return conversations(text_with(self.special), self.args_form)
+
+
+FAMILY_CASES: dict[str, FamilyCase] = {
+    "qwen3": FamilyCase(
+        family="qwen3",
+        tokenizer=upstream_qwen3_tokenizer,
+        ours=lambda tok: Qwen3Renderer(tok),
+        peer_module="qwen3",
+        peer_class="Qwen3Renderer",
+        special=tuple(SPECIAL_FRAGMENTS),
+        template_kwargs={"enable_thinking": True},
+        folder=qwen3_tokenizer_dir,
+    ),
+    "qwen3.5": FamilyCase(
+        family="qwen3.5",
+        tokenizer=lambda: otc_tokenizer("qwen-3.5"),
+        ours=lambda tok: Qwen35Renderer(tok),
+        peer_module="qwen35",
+        peer_class="Qwen35Renderer",
+        args_form="dict",
+        special=tuple(SPECIAL_FRAGMENTS),
+        template_kwargs={"enable_thinking": True},
+        folder=lambda: otc_dir("qwen-3.5"),
+        conversations=qwen35_conversations(),
+    ),
+}
+
+
+def peer_renderer(case: FamilyCase, tokenizer: Any) -> Any:
+    """The peer's renderer for ``case`` on ``tokenizer`` (``RuntimeError`` when the peer is not installed)."""
+    from benchmarks.peer import load_peer_module
+
+    if case.peer_module is None or case.peer_class is None:
+        raise RuntimeError(f"renderers==0.1.12 has no renderer for {case.family}")
+    cls = getattr(load_peer_module(case.peer_module), case.peer_class)
+    config_cls = getattr(cls, "_config_cls", None) or getattr(load_peer_module("configs"), case.peer_class + "Config")
+    return cls(tokenizer, config_cls(**case.peer_config))
