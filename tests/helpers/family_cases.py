@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from renderers.families.deepseek import DeepSeekRenderer
+from renderers.families.glm import Glm45Renderer, Glm47Renderer
 from renderers.families.gpt_oss import GptOssRenderer
 from renderers.families.llama3 import Llama3Renderer
 from renderers.families.minimax_m2 import MiniMaxM2Renderer
@@ -190,6 +191,26 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         ours=lambda tok: GptOssRenderer(tok),
         peer_module=None,
         peer_class=None,
+    ),
+    "glm4.5": FamilyCase(
+        family="glm4.5",
+        tokenizer=lambda: otc_tokenizer("glm-4.5v", trl="glm4moe"),
+        ours=lambda tok: Glm45Renderer(tok),
+        peer_module="glm45",
+        peer_class="GLM45Renderer",
+        args_form="dict",
+        special=(*SPECIAL_FRAGMENTS, "<|user|>", "<|observation|>", "<arg_key>", "</arg_value>", "/nothink"),
+        template_kwargs={"enable_thinking": True},
+    ),
+    "glm4.7": FamilyCase(
+        family="glm4.7",
+        tokenizer=lambda: otc_tokenizer("glm-4.7-flash"),
+        ours=lambda tok: Glm47Renderer(tok),
+        peer_module="glm5",
+        peer_class="GLM5Renderer",
+        args_form="dict",
+        special=(*SPECIAL_FRAGMENTS, "<|user|>", "<|observation|>", "<arg_key>", "</arg_value>"),
+        template_kwargs={"enable_thinking": True},
     ),
 }
 

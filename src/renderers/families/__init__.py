@@ -8,7 +8,7 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 
 from __future__ import annotations
 
-from renderers.families import deepseek, gpt_oss, llama3, minimax_m2, qwen3, qwen3_5
+from renderers.families import deepseek, glm, gpt_oss, llama3, minimax_m2, qwen3, qwen3_5
 from renderers.families.registry import Family, Probe, Verdict
 
 __all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
@@ -23,6 +23,7 @@ FAMILIES: tuple[Family, ...] = (
     llama3.FAMILY_3_1,
     llama3.FAMILY_3_2,
     gpt_oss.FAMILY,
+    *glm.FAMILIES,  # GLM-4.5, GLM-4.7/5, GLM-5.1, GLM-5.2: one vocabulary, told apart by their probes
 )
 
 
