@@ -6,8 +6,10 @@ import numpy as np
 import orjson
 import pytest
 
-from mockservers import routing, vllm
-from mockservers.base import MockState
+from mockservers import routing
+from mockservers.vllm import responses, rules
+from mockservers.vllm.app import vllm_error
+from mockservers.app import MockState
 from mockservers.config import MockConfig
 from mockservers.engine import SamplingParams
 from mockservers.protocol import RequestError
@@ -15,7 +17,7 @@ from mockservers.protocol import RequestError
 
 @pytest.fixture(scope="module")
 def state() -> MockState:
-    return MockState("vllm", MockConfig(), vllm.vllm_error)
+    return MockState("vllm", MockConfig(), vllm_error)
 
 
 @pytest.mark.parametrize("profile", ["prime-rl", "vllm-0.32"])
@@ -30,8 +32,8 @@ def state() -> MockState:
 )
 def test_fast_logprobs_equal_the_dicts(state: MockState, profile: str, params: SamplingParams) -> None:
     c = state.engine.generate([2302, 84, 326, 81, 198], params)
-    builder = vllm._logprobs_032 if profile == "vllm-0.32" else vllm._logprobs_prime
-    assert vllm.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
+    builder = responses._logprobs_032 if profile == "vllm-0.32" else responses._logprobs_prime
+    assert responses.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
 
 
 def test_splice_puts_each_piece_where_its_placeholder_was() -> None:
@@ -71,7 +73,7 @@ def test_bulk_id_validation_reports_the_first_bad_id(state: MockState, ids: list
             expected = f"body.token_ids.{i}"
             break
     with pytest.raises(RequestError) as err:
-        vllm.parse_generate(_body(ids), state)
+        rules.parse_generate(_body(ids), state)
     if expected is None:
         first_oov = next(t for t in ids if isinstance(t, int) and t >= 2304)
         assert err.value.message == f"Token id {first_oov} is out of vocabulary"

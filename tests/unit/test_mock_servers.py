@@ -94,7 +94,14 @@ def test_prime_rl_shape(mock_vllm: MockServer) -> None:
     assert data["request_id"].startswith("generate-tokens-")
     choice = data["choices"][0]
     assert set(choice) == {"index", "logprobs", "finish_reason", "token_ids", "routed_experts"}
-    assert choice["routed_experts"] is None
+    # MoE by default: two layers of top-8 routing for every position the model ran (all but the last token).
+    n = len(PROMPT) + len(choice["token_ids"]) - 1
+    assert {k: v for k, v in choice["routed_experts"].items() if k != "data"} == {
+        "shape": [n, 2, 8],
+        "start": 0,
+        "dtype": "uint8",
+    }
+    assert len(base64.b64decode(choice["routed_experts"]["data"])) == n * 2 * 8
     for tid, entry in zip(choice["token_ids"], choice["logprobs"]["content"], strict=True):
         assert entry["token"] == f"token_id:{tid}"
         assert entry["bytes"] is None
