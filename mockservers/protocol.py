@@ -12,12 +12,21 @@ import numpy.typing as npt
 class RequestError(Exception):
     """A request the server refuses; carries the status and the pieces of the error envelope."""
 
-    def __init__(self, status: int, message: str, type_: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str | None = None,
+        param: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type_
         self.param = param
+        self.details = details
+        """Extra envelope field some servers add (Dynamo: ``{"backend_status": 500}`` on a worker failure)."""
 
 
 def is_int(value: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mockservers.app import BODY_KEY, STATE, MockState, fault_of, json_response, make_app, read_body, simulate_latency
+from mockservers.app import STATE, MockState, fault_of, json_response, make_app, read_body, simulate_latency
 from mockservers.config import MockConfig
 from mockservers.dynamo import rules
 from mockservers.dynamo.responses import Answer, chat_body, chat_events, chat_logprobs, completion_body, worker_id
@@ -31,29 +31,35 @@ _REASONS = {499: "Client Closed Request", 529: "Overloaded"}
 
 def dynamo_error(status: int, message: str, type_: str | None = None, param: str | None = None) -> web.Response:
     """Dynamo's flat error body: ``type`` is the HTTP reason phrase."""
+    return json_response(orjson.dumps(_envelope(status, message, type_)), status)
+
+
+def _envelope(status: int, message: str, type_: str | None) -> dict[str, Any]:
     if type_ is None:
         try:
             type_ = _REASONS.get(status) or HTTPStatus(status).phrase
         except ValueError:
             type_ = "Error"
-    return json_response(orjson.dumps({"message": message, "type": type_, "code": status}), status)
+    return {"message": message, "type": type_, "code": status}
 
 
-async def _parse_json(request: web.Request, target: str) -> dict[str, Any] | web.Response:
-    if request.content_type != "application/json":
-        return dynamo_error(415, "Expected request with `Content-Type: application/json`", "Unsupported Media Type")
-    raw = await read_body(request)
-    if isinstance(raw, web.Response):
-        return raw
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return dynamo_error(400, f"Failed to parse the request body as JSON: {exc}")
-    request[BODY_KEY] = body
-    if not isinstance(body, dict):
-        err = rules.body_not_object(body, target)
-        return dynamo_error(err.status, err.message)
-    return body
+def _refused(exc: RequestError) -> web.Response:
+    body = _envelope(exc.status, exc.message, exc.type)
+    if exc.details is not None:
+        body["details"] = exc.details
+    return json_response(orjson.dumps(body), exc.status)
+
+
+def _json_content_type(value: str) -> bool:
+    """axum's ``Json`` test: ``application/json`` or ``application/<anything>+json``, any case, parameters allowed."""
+    mime = value.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+async def _read_json_body(request: web.Request) -> bytes | web.Response:
+    if not _json_content_type(request.headers.get("Content-Type", "")):
+        return dynamo_error(415, "Expected request with Content-Type application/json", "Unsupported Media Type")
+    return await read_body(request)
 
 
 def _answer(
@@ -86,13 +92,14 @@ def _answer(
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     t0 = time.time()
-    body = await _parse_json(request, "NvCreateChatCompletionRequest")
-    if isinstance(body, web.Response):
-        return body
+    raw = await _read_json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        parsed = rules.parse_chat(body, state)
+        parsed = rules.parse_chat(raw, state)
     except RequestError as exc:
-        return dynamo_error(exc.status, exc.message, exc.type)
+        return _refused(exc)
+    body = parsed.body
     fault = fault_of(request)
     ans = _answer(state, parsed, fault, t0, f"chatcmpl-{uuid.uuid4()}", body.get("logprobs") is True)
     cfg = state.config
@@ -118,13 +125,14 @@ async def completions(request: web.Request) -> web.StreamResponse:
     """``/v1/completions`` (non-streaming): a string prompt or one list of token ids."""
     state = request.app[STATE]
     t0 = time.time()
-    body = await _parse_json(request, "NvCreateCompletionRequest")
-    if isinstance(body, web.Response):
-        return body
+    raw = await _read_json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        parsed = rules.parse_completion(body, state)
+        parsed = rules.parse_completion(raw, state)
     except RequestError as exc:
-        return dynamo_error(exc.status, exc.message, exc.type)
+        return _refused(exc)
+    body = parsed.body
     fault = fault_of(request)
     ans = _answer(state, parsed, fault, t0, f"cmpl-{uuid.uuid4()}", body.get("logprobs") is not None)
     await simulate_latency(state.config, len(ans.completion.token_ids))

@@ -1,241 +1,825 @@
-"""Dynamo 1.6.1 frontend request rules for ``/v1/chat/completions`` and ``/v1/completions``."""
+"""Dynamo 1.6.1 frontend request rules for ``POST /v1/chat/completions``, as tables a reader can check against the
+source (``lib/llm/src/protocols/openai/chat_completions.rs``, ``common_ext.rs``, ``validate.rs``,
+``protocols/common/extensions.rs``, the ``dynamo_protocols`` request types) and the real 1.6.1 frontend.
+
+A body goes through the same four stages as in the frontend, and the first refusal wins:
+
+1. **Deserialization** (``serde.py``; HTTP 400 ``Failed to deserialize the JSON body into the target type: ...``).
+   ``NvCreateChatCompletionRequest`` has named fields (``NAMED_FIELDS``: typed while the body is read, errors point
+   into the value) and flattens ``inner`` (``INNER_FIELDS``, the OpenAI request) and ``common`` (``COMMON_FIELDS``),
+   which are buffered and typed after the closing ``}`` in that order (errors point at the end of the body); keys of
+   neither land in ``unsupported_fields``. ``nvext`` is a ``deny_unknown_fields`` struct (``NVEXT_FIELDS``).
+2. **``stream_options``** without ``stream: true`` (the HTTP service's check, before ``validate``).
+3. **``validate()``** (``VALIDATION``, in the order ``ValidateRequest::validate`` runs them; ``Validation: ...``).
+4. **The model and the worker**: an unknown model is 404 ``Model not found``; the mocker worker needs a token
+   budget, and refuses ids outside its vocabulary (``Invalid request``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mockservers.app import MockState
+from mockservers.dynamo.serde import Member, Scanner, SerdeError, invalid_type, location, one_of, rust_f32, to_f32
 from mockservers.engine import SamplingParams
-from mockservers.protocol import RequestError, context_error, ids_in_range, is_int, is_number
+from mockservers.protocol import RequestError, context_error, ids_in_range, is_int
 
-NVEXT_FIELDS_161 = (
-    "greed_sampling",
-    "use_raw_prompt",
-    "annotations",
-    "backend_instance_id",
-    "token_data",
-    "max_thinking_tokens",
-    "cache_salt",
-    "extra_fields",
-    "metadata_upload",
-    "prefill_worker_id",
-    "decode_worker_id",
-    "dp_rank",
-    "prefill_dp_rank",
-    "agent_hints",
-    "request_timestamp_ms",
-    "routing_constraints",
-    "router",
+DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
+
+# ---- 1. deserialization: field -> serde type ------------------------------------------------------------------
+# A type is a name: "bool", "u8", "u32", "u64", "i32", "i64", "f32", "f64", "string", "value" (anything), "map"
+# (HashMap<String, Value>), "seq:<type>" (Vec), or one of the named shapes checked in ``_check`` (``TYPES``).
+REQUIRED = ("messages", "model")
+"""Required fields of the OpenAI request, in declaration order (the order serde reports them missing)."""
+
+INNER_FIELDS: dict[str, str] = {
+    "messages": "messages",
+    "model": "string",
+    "store": "bool",
+    "reasoning_effort": "enum:reasoning_effort",
+    "metadata": "value",
+    "frequency_penalty": "f32",
+    "logit_bias": "map",
+    "logprobs": "bool",
+    "top_logprobs": "u8",
+    "max_tokens": "u32",
+    "max_completion_tokens": "u32",
+    "n": "u8",
+    "modalities": "value",
+    "prediction": "value",
+    "audio": "value",
+    "presence_penalty": "f32",
+    "response_format": "response_format",
+    "seed": "i64",
+    "service_tier": "enum:service_tier",
+    "stop": "stop",
+    "stream": "bool",
+    "stream_options": "stream_options",
+    "temperature": "f32",
+    "top_p": "f32",
+    "tools": "seq:value",
+    "tool_choice": "tool_choice",
+    "parallel_tool_calls": "bool",
+    "user": "string",
+    "function_call": "value",
+    "functions": "value",
+    "web_search_options": "value",
+    "prompt_cache_key": "string",
+}
+"""``dynamo_protocols::types::CreateChatCompletionRequest`` (flattened as ``inner``)."""
+
+COMMON_FIELDS: dict[str, str] = {
+    "ignore_eos": "bool",
+    "min_tokens": "u32",
+    "top_k": "i32",
+    "min_p": "f32",
+    "repetition_penalty": "f32",
+    "include_stop_str_in_output": "bool",
+    "skip_special_tokens": "bool",
+    "guided_json": "value",
+    "guided_regex": "string",
+    "guided_grammar": "string",
+    "guided_choice": "seq:string",
+    "guided_decoding_backend": "string",
+    "guided_whitespace_pattern": "string",
+    "prompt_logprobs": "u32",
+    "add_generation_prompt": "bool",
+    "continue_final_message": "bool",
+    "mm_processor_kwargs": "value",
+}
+"""``CommonExt`` (flattened as ``common``): vLLM-style sampling knobs at the top level."""
+
+NAMED_FIELDS: dict[str, str] = {
+    "nvext": "nvext",
+    "chat_template_args": "map",
+    "thinking": "value",
+    "media_io_kwargs": "value",
+    "return_tokens_as_token_ids": "bool",
+}
+"""Fields of ``NvCreateChatCompletionRequest`` itself, typed while the body is read."""
+ALIASES = {"chat_template_kwargs": "chat_template_args"}
+
+NVEXT_FIELDS: dict[str, str] = {
+    "greed_sampling": "bool",
+    "use_raw_prompt": "bool",
+    "annotations": "seq:string",
+    "backend_instance_id": "u64",
+    "token_data": "seq:u32",
+    "max_thinking_tokens": "u32",
+    "cache_salt": "string",
+    "extra_fields": "seq:string",
+    "metadata_upload": "struct:MetadataUpload",
+    "prefill_worker_id": "u64",
+    "decode_worker_id": "u64",
+    "dp_rank": "u32",
+    "prefill_dp_rank": "u32",
+    "agent_hints": "agent_hints",
+    "request_timestamp_ms": "f64",
+    "routing_constraints": "struct:RoutingConstraints",
+    "router": "router",
+}
+"""``NvExt`` (``#[serde(deny_unknown_fields)]``), in declaration order (the order its unknown-field error lists)."""
+NVEXT_TRIMMED = "routed_experts_prompt_start"
+"""Accepted (u32) only by the ``trimmed`` mock mode, which models a frontend that honours it."""
+AGENT_HINTS_FIELDS = {"priority": "i32", "strict_priority": "u32", "osl": "u32", "speculative_prefill": "bool"}
+AGENT_HINTS_FIELDS |= {"latency_sensitivity": "f64"}
+ROUTER_FIELDS = {"ttft_target": "f64", "itl_target": "f64"}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
+}
+ROLES = ("developer", "system", "user", "assistant", "tool", "function")
+ROLE_REQUIRED = {
+    "developer": ("content",),
+    "system": ("content",),
+    "user": ("content",),
+    "assistant": (),
+    "tool": ("content", "tool_call_id"),
+    "function": ("content", "name"),
+}
+CONTENT_ENUMS = {
+    "developer": "ChatCompletionRequestDeveloperMessageContent",
+    "system": "ChatCompletionRequestSystemMessageContent",
+    "user": "ChatCompletionRequestUserMessageContent",
+    "assistant": "ChatCompletionRequestAssistantMessageContent",
+    "tool": "ChatCompletionRequestToolMessageContent",
+}
+TOOL_CHOICES = ("none", "auto", "required")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+MAX_STOP_SEQUENCES = 32
+INT_RANGES = {
+    "u8": (0, 2**8),
+    "u32": (0, 2**32),
+    "u64": (0, 2**64),
+    "i32": (-(2**31), 2**31),
+    "i64": (-(2**63), 2**63),
+}
+EXPECTING = {"bool": "a boolean", "string": "a string", "map": "a map", "f32": "f32", "f64": "f64"}
+
+PASSTHROUGH: tuple[tuple[str, str, str], ...] = (
+    ("cache_salt", "string", "`cache_salt` must be a string"),
+    ("stop_token_ids", "seq:u32", "`stop_token_ids` must be an array of token IDs"),
+    ("detokenize", "bool", "`detokenize` must be a boolean"),
+    ("allowed_token_ids", "seq:u32", "`allowed_token_ids` must be an array of token IDs"),
+    ("bad_words_token_ids", "seq:seq:u32", "`bad_words_token_ids` must be an array of token ID arrays"),
+    ("logprob_token_ids", "seq:u32", "`logprob_token_ids` must be an array of token IDs"),
 )
-NVEXT_FIELDS_TRIMMED = (*NVEXT_FIELDS_161, "routed_experts_prompt_start")
+"""``PASSTHROUGH_EXTRA_FIELDS``: keys outside the request types that are still accepted, each checked (null passes)."""
 
-_OPENAI_COMMON = {
-    "model", "frequency_penalty", "logit_bias", "max_tokens", "n", "presence_penalty", "seed", "stop", "stream",
-    "stream_options", "temperature", "top_p", "user",
-}  # fmt: skip
-CHAT_FIELDS = _OPENAI_COMMON | {
-    "messages", "store", "reasoning_effort", "metadata", "logprobs", "top_logprobs", "max_completion_tokens",
-    "modalities", "prediction", "audio", "response_format", "service_tier", "tools", "tool_choice",
-    "parallel_tool_calls", "function_call", "functions", "web_search_options",
-}  # fmt: skip
-COMPLETION_FIELDS = _OPENAI_COMMON | {"prompt", "suffix", "logprobs", "echo", "best_of"}
-COMMON_EXT = {
-    "ignore_eos", "min_tokens", "top_k", "min_p", "repetition_penalty", "include_stop_str_in_output",
-    "skip_special_tokens", "guided_json", "guided_regex", "guided_grammar", "guided_choice",
-    "guided_decoding_backend", "guided_whitespace_pattern", "prompt_logprobs",
-}  # fmt: skip
-DYNAMO_EXT = {"nvext", "chat_template_args", "chat_template_kwargs", "thinking", "media_io_kwargs"}
-DYNAMO_EXT |= {"return_tokens_as_token_ids", "add_generation_prompt", "continue_final_message"}
-# Accepted and dropped by the real 1.6.1 frontend (checked against it by tests/real).
-IGNORED_FIELDS = {"prompt_cache_key"}
-PASSTHROUGH = {"cache_salt", "stop_token_ids", "detokenize", "allowed_token_ids", "bad_words_token_ids"}
-PASSTHROUGH |= {"logprob_token_ids"}
+
+class Refusal(Exception):
+    """A deserialization error: serde's ``detail`` and where it is reported (``at`` a byte offset, or at the end of
+    the body when ``at`` is None)."""
+
+    def __init__(self, detail: str, at: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.at = at
+
+
+def _int_ok(kind: str, value: Any) -> bool:
+    low, high = INT_RANGES[kind]
+    return is_int(value) and low <= value < high
+
+
+def check(kind: str, value: Any) -> str | None:
+    """serde's error for ``value`` read as an ``Option<kind>`` (None: accepted). A ``Refusal`` carries its own
+    position (the named shapes that read field by field)."""
+    if value is None:
+        return None
+    return check_present(kind, value)
+
+
+def check_present(kind: str, value: Any) -> str | None:
+    if kind == "value":
+        return None
+    if kind in INT_RANGES:
+        if _int_ok(kind, value):
+            return None
+        if is_int(value) and -(2**63) <= value < 2**64:
+            return f"invalid value: integer `{value}`, expected {kind}"
+        return invalid_type(value, kind)
+    if kind in ("f32", "f64"):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else invalid_type(value, kind)
+    if kind == "bool":
+        return None if isinstance(value, bool) else invalid_type(value, "a boolean")
+    if kind == "string":
+        return None if isinstance(value, str) else invalid_type(value, "a string")
+    if kind == "map":
+        return None if isinstance(value, dict) else invalid_type(value, "a map")
+    if kind.startswith("seq:"):
+        if not isinstance(value, list):
+            return invalid_type(value, "a sequence")
+        inner = kind[4:]
+        if inner == "u32" and ids_in_range(value, 2**32):
+            return None
+        for item in value:
+            problem = check_present(inner, item)
+            if problem:
+                return problem
+        return None
+    if kind.startswith("enum:"):
+        if isinstance(value, str):
+            variants = ENUMS[kind[5:]]
+            return None if value in variants else f"unknown variant `{value}`, expected {one_of(variants)}"
+        return None if isinstance(value, dict) and len(value) == 1 else invalid_type(value, "string or map")
+    if kind.startswith("struct:"):
+        return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
+    return SHAPES[kind](value)
+
+
+def _stop(value: Any) -> str | None:
+    ok = isinstance(value, str) or (
+        isinstance(value, list)
+        and (all(isinstance(s, str) for s in value) or (bool(value) and ids_in_range(value, 2**32)))
+    )
+    return None if ok else "data did not match any variant of untagged enum Stop"
+
+
+def _stream_options(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct ChatCompletionStreamOptions")
+    return check("bool", value.get("include_usage")) or check("bool", value.get("continuous_usage_stats"))
+
+
+def _tool_choice(value: Any) -> str | None:
+    ok = value in TOOL_CHOICES or isinstance(value, dict)
+    return None if ok else "data did not match any variant of untagged enum ChatCompletionToolChoiceOption"
+
+
+def _response_format(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return invalid_type(value, "internally tagged enum ResponseFormat")
+    if "type" not in value:
+        return "missing field `type`"
+    kind = value["type"]
+    if not isinstance(kind, str):
+        return invalid_type(kind, "variant identifier")
+    if kind not in RESPONSE_FORMATS:
+        return f"unknown variant `{kind}`, expected {one_of(RESPONSE_FORMATS)}"
+    if kind == "json_schema" and "json_schema" not in value:
+        return "missing field `json_schema`"
+    return None
+
+
+def _text_parts(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value
+    )
+
+
+def _messages(value: Any) -> str | None:
+    """``Vec<ChatCompletionRequestMessage>``: an internally tagged enum on ``role`` (serde calls it ``Wire``)."""
+    if not isinstance(value, list):
+        return invalid_type(value, "a sequence")
+    for message in value:
+        if not isinstance(message, dict):
+            return invalid_type(message, "internally tagged enum Wire")
+        if "role" not in message:
+            return "missing field `role`"
+        role = message["role"]
+        if not isinstance(role, str):
+            return invalid_type(role, "variant identifier")
+        if role not in ROLES:
+            return f"unknown variant `{role}`, expected {one_of(ROLES)}"
+        for name in ROLE_REQUIRED[role]:
+            if name not in message:
+                return f"missing field `{name}`"
+        content = message.get("content")
+        if role in CONTENT_ENUMS and not (
+            isinstance(content, str) or _text_parts(content) or (content is None and role == "assistant")
+        ):
+            return f"data did not match any variant of untagged enum {CONTENT_ENUMS[role]}"
+    return None
+
+
+SHAPES: dict[str, Callable[[Any], str | None]] = {
+    "stop": _stop,
+    "stream_options": _stream_options,
+    "tool_choice": _tool_choice,
+    "response_format": _response_format,
+    "messages": _messages,
+}
+
+
+# ---- the streamed part: named fields and nvext, with positions ------------------------------------------------
+def _struct(value: Any, fields: dict[str, str], name: str, spans: list[Member] | None) -> None:
+    """A ``deny_unknown_fields`` struct read from the body: unknown or repeated keys, then each field's type, in the
+    order of its keys. Raises ``Refusal`` at the key or the value (``spans``: the members as read; None: not known yet,
+    and ``_NeedSpans`` asks for a scan)."""
+    if not isinstance(value, dict):
+        raise Refusal(invalid_type(value, f"struct {name}"))
+    members: Iterable[tuple[str, Any]] = value.items() if spans is None else ((m.key, m.value) for m in spans)
+    seen: set[str] = set()
+    for i, (key, item) in enumerate(members):
+        if key not in fields:
+            _raise_at(spans, i, "key", f"unknown field `{key}`, expected {one_of(tuple(fields))}")
+        if key in seen:
+            _raise_at(spans, i, "key", f"duplicate field `{key}`")
+        seen.add(key)
+        kind = fields[key]
+        if kind == "agent_hints" or kind == "router":
+            sub = AGENT_HINTS_FIELDS if kind == "agent_hints" else ROUTER_FIELDS
+            label = "AgentHints" if kind == "agent_hints" else "RouterParams"
+            if item is None:
+                continue
+            try:
+                _struct(item, sub, label, None if spans is None else _sub_members(spans[i]))
+            except Refusal as exc:
+                if exc.at is None:
+                    _raise_at(spans, i, "value", exc.detail)
+                raise
+            continue
+        problem = check(kind, item)
+        if problem:
+            _raise_at(spans, i, "value", problem, item)
+
+
+class _NeedSpans(Exception):
+    """A streamed-field error whose byte position needs a scan of the body."""
+
+
+def _raise_at(spans: list[Member] | None, i: int, where: str, detail: str, value: Any = None) -> None:
+    if spans is None:
+        raise _NeedSpans
+    member = spans[i]
+    if where == "key":
+        raise Refusal(detail, member.key_end)
+    raise Refusal(detail, _value_error_at(member, value))
+
+
+def _value_error_at(member: Member, value: Any) -> int:
+    """Where serde_json reports a value of the wrong type: after a scalar, before the opening bracket of a sequence
+    or a map (serde_json peeks it and refuses without reading on)."""
+    return member.start if isinstance(member.value, list | dict) else member.end
+
+
+def _sub_members(member: Member) -> list[Member] | None:
+    return member.children
+
+
+def read_streamed(raw: bytes, body: dict[str, Any] | None, state: MockState) -> Scanned | None:
+    """The named fields in body order (``nvext`` field by field), as serde reads them; ``Refusal`` for the first
+    error. ``body`` is orjson's parse (fast path, no positions): tried first. Otherwise (or to place an error) the
+    body is scanned, syntax errors included, and its top-level members (duplicates kept) are returned."""
+    nvext_fields = _nvext_fields(state)
+    if body is not None:
+        try:
+            _streamed(body.items(), None, nvext_fields)
+            return None
+        except _NeedSpans:
+            pass
+    scanner = Scanner(raw)
+    top: list[Member] = []
+    syntax: SerdeError | None = None
+    trailing: SerdeError | None = None
+    end = len(raw)
+    try:
+        c = scanner.skip_ws()
+        if c == ord("["):
+            raise Refusal(invalid_type([], "struct NvCreateChatCompletionRequest"), scanner.pos)
+        if c != ord("{"):
+            value = scanner.value()
+            raise Refusal(invalid_type(value, "struct NvCreateChatCompletionRequest"), scanner.pos)
+        for member in scanner.keys(top):
+            if ALIASES.get(member.key, member.key) == "nvext" and scanner.skip_ws() == ord("{"):
+                children: list[Member] = []
+                member.children = children
+                member.value = {}
+                _scan_struct(scanner, children, nvext_fields)
+                member.value = {m.key: m.value for m in children}
+            else:
+                member.value = scanner.value()
+            member.end = scanner.pos
+        end = scanner.pos
+        try:
+            scanner.end()
+        except SerdeError as exc:
+            trailing = exc  # reported after the buffered fields are typed
+    except SerdeError as exc:
+        syntax = exc
+    try:
+        _streamed(((m.key, m.value) for m in top), top, nvext_fields)
+    except Refusal as exc:
+        if syntax is None or (exc.at is not None and exc.at <= syntax.pos):
+            raise
+    if syntax is not None:
+        raise Refusal(syntax.detail, syntax.pos)
+    return Scanned(top, trailing, end)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A body read by the scanner: its top-level members as sent, and a ``trailing characters`` error to report once
+    the buffered fields are typed."""
+
+    members: list[Member]
+    trailing: SerdeError | None
+    end: int
+    """Where the top-level object ended (the buffered fields' errors are reported there)."""
+
+
+def _scan_struct(scanner: Scanner, children: list[Member], fields: dict[str, str]) -> None:
+    """Read a struct's members into ``children`` one by one, nested ``agent_hints``/``router`` objects included."""
+    for member in scanner.keys(children):
+        key = member.key
+        if fields.get(key) in ("agent_hints", "router") and scanner.skip_ws() == ord("{"):
+            sub: list[Member] = []
+            member.children = sub
+            sub_fields = AGENT_HINTS_FIELDS if fields[key] == "agent_hints" else ROUTER_FIELDS
+            _scan_struct(scanner, sub, sub_fields)
+            member.value = {m.key: m.value for m in sub}
+        elif fields.get(key, "").startswith("seq:") and scanner.skip_ws() == ord("["):
+            member.value = _scan_seq(scanner, fields[key][4:], member)
+        else:
+            member.value = scanner.value()
+        member.end = scanner.pos
+
+
+def _scan_seq(scanner: Scanner, kind: str, member: Member) -> list[Any]:
+    """A sequence whose elements are typed as they are read: the first bad element is reported right after it."""
+    items: list[Any] = []
+    scanner.enter()
+    scanner.pos += 1
+    first = True
+    while True:
+        c = scanner.skip_ws()
+        if c is None:
+            raise scanner.eof("a list")
+        if c == ord("]"):
+            scanner.pos += 1
+            scanner.depth -= 1
+            return items
+        if not first:
+            if c != ord(","):
+                raise scanner.peek_error("expected `,` or `]`")
+            scanner.pos += 1
+            c = scanner.skip_ws()
+            if c == ord("]"):
+                raise scanner.peek_error("trailing comma")
+            if c is None:
+                raise scanner.eof("a value")
+        first = False
+        start = scanner.pos
+        item = scanner.value()
+        problem = check_present(kind, item)
+        if problem:
+            at = start if isinstance(item, list | dict) else scanner.pos
+            raise SerdeError(problem, at)
+        items.append(item)
+
+
+def _nvext_fields(state: MockState) -> dict[str, str]:
+    if state.config.routed_experts_mode == "trimmed":
+        return {**NVEXT_FIELDS, NVEXT_TRIMMED: "u32"}
+    return NVEXT_FIELDS
+
+
+def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvext_fields: dict[str, str]) -> None:
+    seen: set[str] = set()
+    for i, (key, value) in enumerate(items):
+        name = ALIASES.get(key, key)
+        kind = NAMED_FIELDS.get(name)
+        if kind is None:
+            continue
+        if name in seen:
+            _raise_at(spans, i, "key", f"duplicate field `{name}`")
+        seen.add(name)
+        if value is None:
+            continue
+        if kind == "nvext":
+            try:
+                _struct(value, nvext_fields, "NvExt", None if spans is None else _sub_members(spans[i]))
+            except Refusal as exc:
+                if exc.at is None:
+                    _raise_at(spans, i, "value", exc.detail, value)
+                raise
+            continue
+        problem = check(kind, value)
+        if problem:
+            _raise_at(spans, i, "value", problem, value)
+
+
+# ---- the buffered part: the flattened OpenAI request and CommonExt ---------------------------------------------
+def read_flattened(body: dict[str, Any], entries: Sequence[tuple[str, Any]] | None) -> None:
+    """``inner`` then ``common`` from the buffered entries (body order; ``entries``: every key and value as sent,
+    repeats included, when the body was scanned). ``Refusal`` (at the end of the body) for the first error."""
+    order = list(body.items()) if entries is None else entries
+    for table, required in ((INNER_FIELDS, REQUIRED), (COMMON_FIELDS, ())):
+        seen: set[str] = set()
+        for key, value in order:
+            if key not in table:
+                continue
+            if key in seen:
+                raise Refusal(f"duplicate field `{key}`")
+            seen.add(key)
+            problem = check(table[key], value) if key not in required else check_present(table[key], value)
+            if problem:
+                raise Refusal(problem)
+        for name in required:
+            if name not in body:
+                raise Refusal(f"missing field `{name}`")
+
+
+def _repeats(raw: bytes, body: dict[str, Any]) -> bool:
+    """Whether a key of the body or of its ``nvext`` may be repeated (orjson keeps the last; serde refuses some
+    repeats): a cheap count of each key's JSON text, confirmed by a scan when it says yes."""
+    nvext = body.get("nvext")
+    keys = [*body, *(nvext if isinstance(nvext, dict) else ())]
+    return any(raw.count(orjson.dumps(k)) > 1 for k in keys)
+
+
+# ---- 3. validate(): the Validation table -------------------------------------------------------------------
+def _f32_outside(value: Any, low: float, high: float) -> bool:
+    return value is not None and not low <= to_f32(value) <= high
+
+
+def _unsupported(body: dict[str, Any], lax: bool) -> str | None:
+    if not lax:
+        unknown = [
+            k
+            for k in body
+            if k not in INNER_FIELDS and k not in COMMON_FIELDS and ALIASES.get(k, k) not in NAMED_FIELDS
+        ]
+        unknown = sorted(k for k in unknown if k not in _PASSTHROUGH_NAMES)  # the frontend: hash-map order
+        if unknown:
+            return "Unsupported parameter(s): " + ", ".join(f"`{k}`" for k in unknown)
+    for name, kind, message in PASSTHROUGH:
+        if check(kind, body.get(name)):
+            return message
+    return None
+
+
+_PASSTHROUGH_NAMES = frozenset(name for name, _, _ in PASSTHROUGH)
+
+
+def _logit_bias(body: dict[str, Any]) -> str | None:
+    for token, bias in (body.get("logit_bias") or {}).items():
+        if not (token.isascii() and token.isdigit() and int(token) < 2**32):
+            return "Logit bias key must be a non-negative 32-bit integer token id"
+        if isinstance(bias, bool) or not isinstance(bias, int | float):
+            return f"Logit bias value for token '{token}' must be a number, got {_value_debug(bias)}"
+        if not -100 <= to_f32(bias) <= 100:
+            return f"Logit bias for token '{token}' must be between -100 and 100, got {rust_f32(bias)}"
+    return None
+
+
+def _value_debug(value: Any) -> str:
+    """``serde_json::Value``'s ``{:?}`` for the values a logit bias can wrongly hold."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return f"Bool({str(value).lower()})"
+    if isinstance(value, str):
+        return f"String({orjson.dumps(value).decode()})"
+    if isinstance(value, list):
+        return "Array " + repr(value)
+    return "Object " + repr(value)
+
+
+class Bare(str):
+    """A ``validate()`` message the 1.6.1 frontend sends without the ``Validation: `` prefix."""
+
+
+def _stop_problem(stop: Any) -> str | None:
+    if isinstance(stop, str):
+        return "Stop sequence cannot be empty" if stop == "" else None
+    if isinstance(stop, list):
+        if not stop:
+            return "Stop sequences array cannot be empty"
+        what = "stop token IDs" if isinstance(stop[0], int) else "stop sequences"
+        if len(stop) > MAX_STOP_SEQUENCES:
+            return Bare(f"Maximum of {MAX_STOP_SEQUENCES} {what} allowed, got {len(stop)}")
+        for i, s in enumerate(stop):
+            if s == "":
+                return f"Stop sequence at index {i} cannot be empty"
+    return None
+
+
+def _completion_ids_single_choice(body: dict[str, Any]) -> str | None:
+    nvext = body.get("nvext") or {}
+    n = body.get("n") if body.get("n") is not None else 1
+    if n > 1 and "completion_token_ids" in (nvext.get("extra_fields") or ()):
+        return '`nvext.extra_fields=["completion_token_ids"]` requires exactly one generated choice'
+    return None
+
+
+def _n_temperature(body: dict[str, Any]) -> str | None:
+    n = body.get("n")
+    temperature = body.get("temperature")
+    t = to_f32(temperature) if temperature is not None else 1.0
+    if n is not None and n > 1 and t == 0.0:
+        return (
+            "When n > 1, temperature must be greater than 0 to ensure diverse outputs. "
+            f"Got n={n}, temperature={rust_f32(t)}"
+        )
+    return None
+
+
+Rule = Callable[[dict[str, Any], bool], str | None]
+VALIDATION: tuple[tuple[str, Rule], ...] = (
+    ("unsupported / passthrough fields", _unsupported),
+    (
+        "chat_template_args",
+        lambda b, _: "`chat_template` is not supported inside `chat_template_args`"
+        if "chat_template" in (b.get("chat_template_args") or b.get("chat_template_kwargs") or {})
+        else None,
+    ),
+    ("model", lambda b, _: "Model cannot be empty" if not b["model"].strip() else None),
+    (
+        "frequency_penalty",
+        lambda b, _: f"Frequency penalty must be between -2 and 2, got {rust_f32(b['frequency_penalty'])}"
+        if _f32_outside(b.get("frequency_penalty"), -2, 2)
+        else None,
+    ),
+    ("logit_bias", lambda b, _: _logit_bias(b)),
+    (
+        "top_logprobs",
+        lambda b, _: f"Top_logprobs must be between 0 and 20, got {b['top_logprobs']}"
+        if (b.get("top_logprobs") or 0) > 20
+        else None,
+    ),
+    ("max_tokens", lambda b, _: "Max tokens must be greater than 0, got 0" if b.get("max_tokens") == 0 else None),
+    (
+        "max_completion_tokens",
+        lambda b, _: "Max completion tokens must be greater than 0, got 0"
+        if b.get("max_completion_tokens") == 0
+        else None,
+    ),
+    ("n", lambda b, _: f"n must be between 1 and 128, got {b['n']}" if b.get("n") is not None and not 1 <= b["n"] <= 128 else None),
+    ("n / nvext.extra_fields", lambda b, _: _completion_ids_single_choice(b)),
+    (
+        "presence_penalty",
+        lambda b, _: f"Presence penalty must be between -2 and 2, got {rust_f32(b['presence_penalty'])}"
+        if _f32_outside(b.get("presence_penalty"), -2, 2)
+        else None,
+    ),
+    ("stop", lambda b, _: _stop_problem(b.get("stop"))),
+    (
+        "temperature",
+        lambda b, _: f"Temperature must be between 0 and 2, got {rust_f32(b['temperature'])}"
+        if _f32_outside(b.get("temperature"), 0, 2)
+        else None,
+    ),
+    (
+        "top_p",
+        lambda b, _: f"Top_p must be between 0 and 1, got {rust_f32(b['top_p'])}"
+        if b.get("top_p") is not None and not 0 < to_f32(b["top_p"]) <= 1
+        else None,
+    ),
+    (
+        "tool_choice",
+        lambda b, _: 'tool_choice is "required" but tools is empty'
+        if b.get("tool_choice") == "required" and not b.get("tools")
+        else None,
+    ),
+    (
+        "user",
+        lambda b, _: "User ID cannot be empty" if isinstance(b.get("user"), str) and not b["user"].strip() else None,
+    ),
+    (
+        "repetition_penalty",
+        lambda b, _: f"Repetition penalty must be between 0 and 2, got {rust_f32(b['repetition_penalty'])}"
+        if b.get("repetition_penalty") is not None and not 0 < to_f32(b["repetition_penalty"]) <= 2
+        else None,
+    ),
+    (
+        "min_p",
+        lambda b, _: f"Min_p must be between 0 and 1, got {rust_f32(b['min_p'])}"
+        if _f32_outside(b.get("min_p"), 0, 1)
+        else None,
+    ),
+    (
+        "top_k",
+        lambda b, _: "Top_k must be null or greater than or equal to -1"
+        if b.get("top_k") is not None and b["top_k"] < -1
+        else None,
+    ),
+    ("n / temperature", lambda b, _: _n_temperature(b)),
+    ("thinking", lambda b, _: _thinking(b.get("thinking"))),
+)
+"""``ValidateRequest::validate`` for chat, in its order; each rule returns the text after ``Validation: ``."""
+
+
+def _thinking(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, dict):
+        return "`thinking` must be a boolean or an object with `type` set to `enabled`, `disabled`, or `adaptive`"
+    if value.get("type") not in ("enabled", "disabled", "adaptive"):
+        return "`thinking.type` must be `enabled`, `disabled`, or `adaptive`"
+    return None
+
+
+MESSAGES_EMPTY = "The 'messages' field cannot be empty. At least one message is required."
+STREAM_OPTIONS_WITHOUT_STREAM = "The 'stream_options' field is only allowed when 'stream' is set to true."
+MOCKER_NEEDS_MAX_TOKENS = "`max_output_tokens` (or `max_tokens`) is required by the mocker worker"
+
+
+# ---- the whole request ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A request the frontend accepts: the body, its ``nvext``, the prompt ids and the sampling parameters."""
+
+    body: dict[str, Any]
+    nvext: dict[str, Any]
+    prompt: list[int]
+    params: SamplingParams
+
 
 def _bad(message: str) -> RequestError:
     return RequestError(400, message)
 
 
-# ---- serde-flavoured type checks ----------------------------------------------------------------------------
-def _serde_desc(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{str(value).lower()}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value}`"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    return "sequence" if isinstance(value, list) else "map"
+def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
+    """Stage 1: the body as serde reads it, or ``RequestError`` with serde's text and position."""
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    scanned = None
+    try:
+        fast = isinstance(body, dict) and not _repeats(raw, body)
+        scanned = read_streamed(raw, body if fast else None, state)
+        entries = None
+        if scanned is not None:  # the entries as sent, and the body when orjson refused one serde accepts
+            entries = [(m.key, m.value) for m in scanned.members]
+            if not isinstance(body, dict):
+                body = dict(entries)
+        read_flattened(body, entries)
+        if scanned is not None and scanned.trailing is not None:
+            raise Refusal(scanned.trailing.detail, scanned.trailing.pos)
+    except Refusal as exc:
+        at = exc.at
+        if at is None:
+            at = scanned.end if scanned is not None else len(raw.rstrip(b" \t\r\n"))
+        raise _bad(f"{DESERIALIZE}{exc.detail} {location(raw, at)}") from None
+    return body
 
 
-def _deser(path: str, detail: str) -> RequestError:
-    return _bad(f"Failed to deserialize the JSON body into the target type: {path}: {detail}")
-
-
-def _check(path: str, value: Any, expected: str) -> None:
-    """Check one optional scalar like serde would (``None`` means absent)."""
-    if value is None:
-        return
-    ok = {
-        "bool": isinstance(value, bool),
-        "u32": is_int(value) and 0 <= value < 2**32,
-        "i32": is_int(value) and -(2**31) <= value < 2**31,
-        "i64": is_int(value) and -(2**63) <= value < 2**63,
-        "u64": is_int(value) and 0 <= value < 2**64,
-        "u8": is_int(value) and 0 <= value < 256,
-        "f32": is_number(value),
-        "string": isinstance(value, str),
-    }[expected]
-    if ok:
-        return
-    if is_int(value) and expected[0] in "ui":
-        raise _deser(path, f"invalid value: {_serde_desc(value)}, expected {expected}")
-    raise _deser(
-        path, f"invalid type: {_serde_desc(value)}, expected {'a string' if expected == 'string' else expected}"
-    )
-
-
-def _check_ids(path: str, value: Any) -> list[int]:
-    if not isinstance(value, list):
-        raise _deser(path, f"invalid type: {_serde_desc(value)}, expected a sequence")
-    if ids_in_range(value, 2**32):
-        return value
-    for i, t in enumerate(value):
-        _check(f"{path}[{i}]", t, "u32")
-    return value
-
-
-def _one_of(names: Iterable[str]) -> str:
-    quoted = [f"`{n}`" for n in names]
-    if len(quoted) == 1:
-        return quoted[0]
-    if len(quoted) == 2:
-        return f"{quoted[0]} or {quoted[1]}"
-    return "one of " + ", ".join(quoted)
-
-
-def parse_nvext(raw: Any, state: MockState) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _deser("nvext", f"invalid type: {_serde_desc(raw)}, expected struct NvExt")
-    allowed = NVEXT_FIELDS_TRIMMED if state.config.routed_experts_mode == "trimmed" else NVEXT_FIELDS_161
-    for key in raw:
-        if key not in allowed:
-            # serde's text for #[serde(deny_unknown_fields)], as axum's Json extractor reports it.
-            raise _bad(
-                f"Failed to deserialize the JSON body into the target type: unknown field `{key}`, "
-                f"expected {_one_of(allowed)}"
-            )
-    if raw.get("token_data") is not None:
-        _check_ids("nvext.token_data", raw["token_data"])
-    extra = raw.get("extra_fields")
-    if extra is not None and (not isinstance(extra, list) or not all(isinstance(x, str) for x in extra)):
-        raise _deser("nvext.extra_fields", f"invalid type: {_serde_desc(extra)}, expected a sequence of strings")
-    _check("nvext.greed_sampling", raw.get("greed_sampling"), "bool")
-    _check("nvext.routed_experts_prompt_start", raw.get("routed_experts_prompt_start"), "u32")
-    for key in ("backend_instance_id", "prefill_worker_id", "decode_worker_id"):
-        _check(f"nvext.{key}", raw.get(key), "u64")
-    for key in ("dp_rank", "prefill_dp_rank", "max_thinking_tokens"):
-        _check(f"nvext.{key}", raw.get(key), "u32")
-    _check("nvext.cache_salt", raw.get("cache_salt"), "string")
-    return raw
-
-
-def _validate_fields(body: dict[str, Any], known: set[str], state: MockState) -> None:
-    unknown = sorted(
-        k for k in body if k not in known and k not in COMMON_EXT and k not in DYNAMO_EXT and k not in IGNORED_FIELDS
-    )
-    unknown = [k for k in unknown if k not in PASSTHROUGH]
-    if unknown and not state.config.lax_validation:
-        raise _bad("Validation: Unsupported parameter(s): " + ", ".join(f"`{k}`" for k in unknown))
-    if "cache_salt" in body and body["cache_salt"] is not None and not isinstance(body["cache_salt"], str):
-        raise _bad("Validation: `cache_salt` must be a string")
-
-
-def _common_checks(body: dict[str, Any]) -> None:
-    for key, kind in (
-        ("max_tokens", "u32"),
-        ("max_completion_tokens", "u32"),
-        ("n", "u8"),
-        ("seed", "i64"),
-        ("temperature", "f32"),
-        ("top_p", "f32"),
-        ("top_k", "i32"),
-        ("min_tokens", "u32"),
-        ("ignore_eos", "bool"),
-        ("stream", "bool"),
-        ("skip_special_tokens", "bool"),
-        ("return_tokens_as_token_ids", "bool"),
-        ("add_generation_prompt", "bool"),
-        ("continue_final_message", "bool"),
-        ("prompt_logprobs", "u32"),
-    ):
-        _check(key, body.get(key), kind)
-    for key in ("max_tokens", "max_completion_tokens"):
-        if body.get(key) == 0:
-            # The real 1.6.1 text for max_tokens; assumed the same for max_completion_tokens (not recorded).
-            raise _bad(f"Validation: Max tokens must be greater than 0, got {body[key]}")
-    if isinstance(body.get("stop"), list) and not body["stop"]:
-        raise _bad("Validation: Stop sequences array cannot be empty")
-    if body.get("stop_token_ids") is not None:
-        _check_ids("stop_token_ids", body["stop_token_ids"])
-    temperature = body.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise _bad(f"Validation: Temperature must be between 0 and 2, got {temperature}")
-    top_p = body.get("top_p")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise _bad(f"Validation: Top_p must be between 0 and 1, got {top_p}")
-    if body.get("n") not in (None, 1):
-        raise _bad("Validation: the mock serves n=1 only")
+def validate(body: dict[str, Any], state: MockState) -> None:
+    """Stages 2 and 3: the HTTP service's checks (``messages`` not empty, ``stream_options`` only with ``stream``),
+    then ``validate()``. A ``Bare`` message goes out without the ``Validation: `` prefix."""
+    if not body["messages"]:
+        raise _bad("Validation: " + MESSAGES_EMPTY)
     if body.get("stream_options") is not None and body.get("stream") is not True:
-        raise _bad("Validation: stream_options can only be used when stream is true")
+        raise _bad("Validation: " + STREAM_OPTIONS_WITHOUT_STREAM)
+    lax = state.config.lax_validation
+    for _, rule in VALIDATION:
+        problem = rule(body, lax)
+        if problem:
+            raise _bad(problem if isinstance(problem, Bare) else "Validation: " + problem)
 
 
-def _check_model(body: dict[str, Any], state: MockState) -> None:
-    if body.get("model") != state.config.model:
+def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
+    """All four stages for ``/v1/chat/completions``; ``RequestError`` for a request the real frontend refuses."""
+    body = deserialize(raw, state)
+    validate(body, state)
+    if body["model"] != state.config.model:
         raise RequestError(404, "Model not found")
+    nvext = body.get("nvext") or {}
+    if state.config.dynamo_backend == "mocker" and body.get("max_tokens") is None:
+        if body.get("max_completion_tokens") is None:
+            raise _bad(MOCKER_NEEDS_MAX_TOKENS)
+    token_data = nvext.get("token_data")
+    prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
+    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
 
 
 def _flatten_content(content: Any) -> str:
-    if content is None:
-        return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    raise _deser("messages", f"invalid type: {_serde_desc(content)}, expected a string or an array of content parts")
+    return ""
 
 
 def _prompt_from_messages(body: dict[str, Any], state: MockState) -> list[int]:
-    messages = []
-    for i, m in enumerate(body["messages"]):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise _deser(f"messages[{i}]", "missing field `role`")
-        messages.append({**m, "content": _flatten_content(m.get("content"))})
+    messages = [{**m, "content": _flatten_content(m.get("content"))} for m in body["messages"]]
     return state.tokenizer.apply_chat_template(messages, body.get("tools"))
 
 
 def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], state: MockState) -> SamplingParams:
     vocab = state.tokenizer.vocab_size
-    if not prompt:
-        raise _bad("The decoder prompt cannot be empty")
-    for t in () if ids_in_range(prompt, vocab) else prompt:
-        if t >= vocab:
-            raise _bad(f"Token id {t} is out of vocabulary")
+    if not ids_in_range(prompt, vocab):
+        raise _bad("Invalid request")  # the worker refuses an id outside its vocabulary
     room = state.max_model_len - len(prompt)
     if room < 1:
+        if state.config.dynamo_backend == "mocker":  # the mocker worker fails; the frontend reports a 500
+            raise RequestError(500, "Internal server error", details={"backend_status": 500})
         raise _bad(context_error(len(prompt), state.max_model_len))
     asked = body.get("max_completion_tokens")
     if asked is None:
         asked = body.get("max_tokens")
     budget = min(asked if asked is not None else room, room)
-    if budget < 1:
-        raise _bad("Validation: max_tokens must be at least 1")
     temperature = float(body["temperature"]) if body.get("temperature") is not None else 1.0
     if nvext.get("greed_sampling") is True:
         temperature = 0.0
@@ -252,69 +836,43 @@ def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], st
     )
 
 
-
-
-@dataclass(frozen=True)
-class ParsedRequest:
-    """A request the frontend accepts: the prompt ids, the request's ``nvext`` and the sampling parameters."""
-
-    body: dict[str, Any]
-    nvext: dict[str, Any]
-    prompt: list[int]
-    params: SamplingParams
-
-
-def body_not_object(value: Any, target: str) -> RequestError:
-    return _bad(
-        f"Failed to deserialize the JSON body into the target type: invalid type: {_serde_desc(value)}, "
-        f"expected struct {target}"
-    )
-
-
-def parse_chat(body: dict[str, Any], state: MockState) -> ParsedRequest:
-    """Validate a ``/v1/chat/completions`` body; ``RequestError`` for one the real frontend refuses."""
-    if "model" not in body:
-        raise _deser("model", "missing field `model`")
-    _check("model", body.get("model"), "string")
-    if "messages" not in body:
-        raise _deser("messages", "missing field `messages`")
-    if not isinstance(body["messages"], list):
-        raise _deser("messages", f"invalid type: {_serde_desc(body['messages'])}, expected a sequence")
-    nvext = parse_nvext(body.get("nvext"), state)
-    _check("logprobs", body.get("logprobs"), "bool")
-    _check("top_logprobs", body.get("top_logprobs"), "u8")
-    _common_checks(body)
-    _validate_fields(body, CHAT_FIELDS, state)
-    if not body["messages"]:
-        raise _bad("Validation: The 'messages' field cannot be empty. Please provide at least one message.")
-    if (body.get("top_logprobs") or 0) > 20:
-        raise _bad("Validation: Top_logprobs must be between 0 and 20")
-    _check_model(body, state)
-    token_data = nvext.get("token_data")
-    prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
-    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
-
-
-def parse_completion(body: dict[str, Any], state: MockState) -> ParsedRequest:
-    """Validate a ``/v1/completions`` body (the mock serves a string prompt or one list of ids, unstreamed)."""
-    if "model" not in body:
-        raise _deser("model", "missing field `model`")
-    if "prompt" not in body:
-        raise _deser("prompt", "missing field `prompt`")
-    nvext = parse_nvext(body.get("nvext"), state)
-    _check("logprobs", body.get("logprobs"), "u8")
-    _common_checks(body)
-    _validate_fields(body, COMPLETION_FIELDS, state)
+# ---- /v1/completions (the mock's subset; not part of the differential suite) ------------------------------------
+def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
+    """``/v1/completions``: a string prompt or one list of token ids, unstreamed, with the chat request's sampling
+    fields and ``nvext``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"{DESERIALIZE}{exc}") from None
+    if not isinstance(body, dict):
+        raise _bad(f"{DESERIALIZE}invalid type: {type(body).__name__}, expected struct NvCreateCompletionRequest")
+    for name in ("model", "prompt"):
+        if name not in body:
+            raise _bad(f"{DESERIALIZE}missing field `{name}`")
+    nvext = body.get("nvext")
+    if nvext is not None:
+        try:
+            _struct(nvext, _nvext_fields(state), "NvExt", None)
+        except (Refusal, _NeedSpans):
+            raise _bad(f"{DESERIALIZE}invalid nvext: {orjson.dumps(nvext).decode()}") from None
+    for key, kind in (("logprobs", "u8"), *((k, v) for k, v in COMMON_FIELDS.items())):
+        problem = check(kind, body.get(key))
+        if problem:
+            raise _bad(f"{DESERIALIZE}{key}: {problem}")
     if body.get("stream") is True:
         raise RequestError(501, "the mock serves /v1/completions without streaming only", "Not Implemented")
-    _check_model(body, state)
+    if body["model"] != state.config.model:
+        raise RequestError(404, "Model not found")
+    nvext = nvext or {}
     raw_prompt = body["prompt"]
     if isinstance(raw_prompt, str):
         prompt = state.tokenizer.encode(raw_prompt)
     elif isinstance(raw_prompt, list) and all(is_int(t) for t in raw_prompt):
-        prompt = _check_ids("prompt", raw_prompt)
+        prompt = raw_prompt
     else:
         raise _bad(f"Validation: the mock accepts a string prompt or one list of token ids, got {raw_prompt!r}")
     if nvext.get("token_data") is not None:
         prompt = list(nvext["token_data"])
+    if math.isnan(float(body.get("temperature") or 0)):  # pragma: no cover - JSON has no NaN
+        raise _bad("Validation: temperature is NaN")
     return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
