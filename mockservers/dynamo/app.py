@@ -22,7 +22,8 @@ from aiohttp import web
 from mockservers.app import STATE, MockState, fault_of, json_response, make_app, read_body, simulate_latency
 from mockservers.config import MockConfig
 from mockservers.dynamo import rules
-from mockservers.dynamo.responses import Answer, chat_body, chat_events, chat_logprobs, completion_body, worker_id
+from mockservers.dynamo.responses import Answer, chat_body, chat_events, chat_logprobs, completion_body
+from mockservers.dynamo.rules import worker_id
 from mockservers.faults import FaultSpec, apply_content_fault
 from mockservers.protocol import RequestError
 

@@ -12,7 +12,8 @@ import orjson
 
 from mockservers import routing
 from mockservers.app import MockState
-from mockservers.engine import Completion, mix64
+from mockservers.dynamo.rules import worker_id
+from mockservers.engine import Completion
 from mockservers.faults import FaultSpec, apply_content_fault
 
 EXTRA_FIELDS = ("worker_id", "timing", "routed_experts", "engine_data", "completion_token_ids")
@@ -38,10 +39,6 @@ class Answer:
     """When its first token was ready."""
     rid: str
     created: int
-
-
-def worker_id(state: MockState) -> int:
-    return mix64(state.config.seed ^ 0x5EED) | (1 << 63)
 
 
 def _f32_repr(value: float) -> float:

@@ -26,7 +26,7 @@ import orjson
 
 from mockservers.app import MockState
 from mockservers.dynamo.serde import Member, Scanner, SerdeError, invalid_type, location, one_of, rust_f32, to_f32
-from mockservers.engine import SamplingParams
+from mockservers.engine import SamplingParams, mix64
 from mockservers.protocol import RequestError, context_error, ids_in_range, is_int
 
 DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
@@ -50,9 +50,9 @@ INNER_FIELDS: dict[str, str] = {
     "max_tokens": "u32",
     "max_completion_tokens": "u32",
     "n": "u8",
-    "modalities": "value",
-    "prediction": "value",
-    "audio": "value",
+    "modalities": "seq:enum:modality",
+    "prediction": "prediction",
+    "audio": "audio",
     "presence_penalty": "f32",
     "response_format": "response_format",
     "seed": "i64",
@@ -62,13 +62,13 @@ INNER_FIELDS: dict[str, str] = {
     "stream_options": "stream_options",
     "temperature": "f32",
     "top_p": "f32",
-    "tools": "seq:value",
+    "tools": "seq:struct:ChatCompletionTool",
     "tool_choice": "tool_choice",
     "parallel_tool_calls": "bool",
     "user": "string",
-    "function_call": "value",
-    "functions": "value",
-    "web_search_options": "value",
+    "function_call": "function_call",
+    "functions": "seq:struct:ChatCompletionFunctions",
+    "web_search_options": "struct:WebSearchOptions",
     "prompt_cache_key": "string",
 }
 """``dynamo_protocols::types::CreateChatCompletionRequest`` (flattened as ``inner``)."""
@@ -113,7 +113,7 @@ NVEXT_FIELDS: dict[str, str] = {
     "max_thinking_tokens": "u32",
     "cache_salt": "string",
     "extra_fields": "seq:string",
-    "metadata_upload": "struct:MetadataUpload",
+    "metadata_upload": "metadata_upload",
     "prefill_worker_id": "u64",
     "decode_worker_id": "u64",
     "dp_rank": "u32",
@@ -133,6 +133,7 @@ ROUTER_FIELDS = {"ttft_target": "f64", "itl_target": "f64"}
 ENUMS: dict[str, tuple[str, ...]] = {
     "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
+    "modality": ("text", "audio"),
 }
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 ROLE_REQUIRED = {
@@ -226,14 +227,33 @@ def check_present(kind: str, value: Any) -> str | None:
             if problem:
                 return problem
         return None
-    if kind.startswith("enum:"):
+    if kind.startswith("enum:"):  # externally tagged, unit variants
+        variants = ENUMS[kind[5:]]
         if isinstance(value, str):
-            variants = ENUMS[kind[5:]]
-            return None if value in variants else f"unknown variant `{value}`, expected {one_of(variants)}"
-        return None if isinstance(value, dict) and len(value) == 1 else invalid_type(value, "string or map")
+            return variant(value, variants)[1]
+        if not isinstance(value, dict):
+            return invalid_type(value, "string or map")
+        if len(value) != 1:
+            return "invalid value: map, expected map with a single key"
+        ((tag, content),) = value.items()
+        return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit variant"))
     if kind.startswith("struct:"):
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
     return SHAPES[kind](value)
+
+
+def variant(tag: Any, variants: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """A tag read as serde reads an enum's variant identifier: a name, or an unsigned integer as the variant's index.
+    Returns (the variant, the error)."""
+    if isinstance(tag, str):
+        if tag in variants:
+            return tag, None
+        return None, f"unknown variant `{tag}`, expected {one_of(variants)}"
+    if is_int(tag) and 0 <= tag < 2**64:
+        if tag < len(variants):
+            return variants[tag], None
+        return None, f"invalid value: integer `{tag}`, expected variant index 0 <= i < {len(variants)}"
+    return None, invalid_type(tag, "variant identifier")
 
 
 def _stop(value: Any) -> str | None:
@@ -245,9 +265,53 @@ def _stop(value: Any) -> str | None:
 
 
 def _stream_options(value: Any) -> str | None:
+    """``{include_usage, continuous_usage_stats}``, both optional; a sequence is read positionally."""
+    if isinstance(value, list):
+        for item in value[:2]:
+            problem = check("bool", item)
+            if problem:
+                return problem
+        return f"invalid length {len(value)}, expected 2 elements in sequence" if len(value) > 2 else None
     if not isinstance(value, dict):
         return invalid_type(value, "struct ChatCompletionStreamOptions")
     return check("bool", value.get("include_usage")) or check("bool", value.get("continuous_usage_stats"))
+
+
+def _audio(value: Any) -> str | None:
+    """``ChatCompletionAudio {voice, format}``; a sequence is read positionally, ``voice`` first."""
+    if isinstance(value, list):
+        if value and not isinstance(value[0], str):
+            return "data did not match any variant of untagged enum ChatCompletionAudioVoice"
+        if len(value) < 2:
+            return f"invalid length {len(value)}, expected struct ChatCompletionAudio with 2 elements"
+        return None
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct ChatCompletionAudio")
+    for name in ("voice", "format"):
+        if name not in value:
+            return f"missing field `{name}`"
+    return None
+
+
+def _prediction(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return invalid_type(value, "adjacently tagged enum PredictionContent")
+    return None if "type" in value else "missing field `type`"
+
+
+class AtEnd(str):
+    """A serde detail reported after the value (a struct's missing field), not where the value starts."""
+
+
+def _metadata_upload(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct MetadataUpload")
+    return None if "url" in value else AtEnd("missing field `url`")
+
+
+def _function_call(value: Any) -> str | None:
+    ok = value in ("none", "auto") or (isinstance(value, dict) and isinstance(value.get("name"), str))
+    return None if ok else "data did not match any variant of untagged enum ChatCompletionFunctionCall"
 
 
 def _tool_choice(value: Any) -> str | None:
@@ -256,15 +320,21 @@ def _tool_choice(value: Any) -> str | None:
 
 
 def _response_format(value: Any) -> str | None:
+    """Internally tagged on ``type``; from a sequence, the first element is the tag."""
+    if isinstance(value, list):
+        if not value:
+            return "invalid length 0, expected internally tagged enum ResponseFormat"
+        kind, problem = variant(value[0], RESPONSE_FORMATS)
+        if problem or kind != "json_schema":
+            return problem
+        return "invalid length 1, expected struct variant ResponseFormat::JsonSchema with 1 element"
     if not isinstance(value, dict):
         return invalid_type(value, "internally tagged enum ResponseFormat")
     if "type" not in value:
         return "missing field `type`"
-    kind = value["type"]
-    if not isinstance(kind, str):
-        return invalid_type(kind, "variant identifier")
-    if kind not in RESPONSE_FORMATS:
-        return f"unknown variant `{kind}`, expected {one_of(RESPONSE_FORMATS)}"
+    kind, problem = variant(value["type"], RESPONSE_FORMATS)
+    if problem:
+        return problem
     if kind == "json_schema" and "json_schema" not in value:
         return "missing field `json_schema`"
     return None
@@ -285,11 +355,9 @@ def _messages(value: Any) -> str | None:
             return invalid_type(message, "internally tagged enum Wire")
         if "role" not in message:
             return "missing field `role`"
-        role = message["role"]
-        if not isinstance(role, str):
-            return invalid_type(role, "variant identifier")
-        if role not in ROLES:
-            return f"unknown variant `{role}`, expected {one_of(ROLES)}"
+        role, problem = variant(message["role"], ROLES)
+        if problem or role is None:
+            return problem
         for name in ROLE_REQUIRED[role]:
             if name not in message:
                 return f"missing field `{name}`"
@@ -307,6 +375,10 @@ SHAPES: dict[str, Callable[[Any], str | None]] = {
     "tool_choice": _tool_choice,
     "response_format": _response_format,
     "messages": _messages,
+    "audio": _audio,
+    "prediction": _prediction,
+    "function_call": _function_call,
+    "metadata_upload": _metadata_upload,
 }
 
 
@@ -340,7 +412,7 @@ def _struct(value: Any, fields: dict[str, str], name: str, spans: list[Member] |
             continue
         problem = check(kind, item)
         if problem:
-            _raise_at(spans, i, "value", problem, item)
+            _raise_at(spans, i, "value", problem, problem)
 
 
 class _NeedSpans(Exception):
@@ -359,6 +431,8 @@ def _raise_at(spans: list[Member] | None, i: int, where: str, detail: str, value
 def _value_error_at(member: Member, value: Any) -> int:
     """Where serde_json reports a value of the wrong type: after a scalar, before the opening bracket of a sequence
     or a map (serde_json peeks it and refuses without reading on)."""
+    if isinstance(value, AtEnd):
+        return member.end
     return member.start if isinstance(member.value, list | dict) else member.end
 
 
@@ -505,7 +579,7 @@ def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvex
             continue
         problem = check(kind, value)
         if problem:
-            _raise_at(spans, i, "value", problem, value)
+            _raise_at(spans, i, "value", problem, problem)
 
 
 # ---- the buffered part: the flattened OpenAI request and CommonExt ---------------------------------------------
@@ -585,6 +659,17 @@ def _value_debug(value: Any) -> str:
     return "Object " + repr(value)
 
 
+MAX_TOKENS_LIMIT = 1048576
+
+
+def _token_budget(label: str, value: int | None) -> str | None:
+    if value == 0:
+        return f"{label} must be greater than 0, got 0"
+    if value is not None and value > MAX_TOKENS_LIMIT:
+        return f"{label} must not exceed {MAX_TOKENS_LIMIT}, got {value}"
+    return None
+
+
 class Bare(str):
     """A ``validate()`` message the 1.6.1 frontend sends without the ``Validation: `` prefix."""
 
@@ -647,13 +732,8 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
         if (b.get("top_logprobs") or 0) > 20
         else None,
     ),
-    ("max_tokens", lambda b, _: "Max tokens must be greater than 0, got 0" if b.get("max_tokens") == 0 else None),
-    (
-        "max_completion_tokens",
-        lambda b, _: "Max completion tokens must be greater than 0, got 0"
-        if b.get("max_completion_tokens") == 0
-        else None,
-    ),
+    ("max_tokens", lambda b, _: _token_budget("Max tokens", b.get("max_tokens"))),
+    ("max_completion_tokens", lambda b, _: _token_budget("Max completion tokens", b.get("max_completion_tokens"))),
     ("n", lambda b, _: f"n must be between 1 and 128, got {b['n']}" if b.get("n") is not None and not 1 <= b["n"] <= 128 else None),
     ("n / nvext.extra_fields", lambda b, _: _completion_ids_single_choice(b)),
     (
@@ -673,6 +753,12 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
         "top_p",
         lambda b, _: f"Top_p must be between 0 and 1, got {rust_f32(b['top_p'])}"
         if b.get("top_p") is not None and not 0 < to_f32(b["top_p"]) <= 1
+        else None,
+    ),
+    (
+        "tools",
+        lambda b, _: "tools array cannot be empty; omit the field entirely to disable tool use"
+        if b.get("tools") == []
         else None,
     ),
     (
@@ -704,7 +790,12 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
         else None,
     ),
     ("n / temperature", lambda b, _: _n_temperature(b)),
-    ("thinking", lambda b, _: _thinking(b.get("thinking"))),
+    (
+        "continue_final_message",
+        lambda b, _: "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+        if b.get("continue_final_message") is True and b.get("add_generation_prompt") is not False
+        else None,
+    ),
 )
 """``ValidateRequest::validate`` for chat, in its order; each rule returns the text after ``Validation: ``."""
 
@@ -735,6 +826,11 @@ class ParsedRequest:
     params: SamplingParams
 
 
+def worker_id(state: MockState) -> int:
+    """The id of the one worker behind the mock frontend (``nvext`` may route to it by id)."""
+    return mix64(state.config.seed ^ 0x5EED) | (1 << 63)
+
+
 def _bad(message: str) -> RequestError:
     return RequestError(400, message)
 
@@ -748,7 +844,14 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
     scanned = None
     try:
         fast = isinstance(body, dict) and not _repeats(raw, body)
-        scanned = read_streamed(raw, body if fast else None, state)
+        if fast:
+            try:
+                read_streamed(raw, body, state)
+                read_flattened(body, None)
+                return body
+            except Refusal:
+                pass  # read it again as serde does, numbers included, to word and place the error
+        scanned = read_streamed(raw, None, state)
         entries = None
         if scanned is not None:  # the entries as sent, and the body when orjson refused one serde accepts
             entries = [(m.key, m.value) for m in scanned.members]
@@ -768,6 +871,13 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
 def validate(body: dict[str, Any], state: MockState) -> None:
     """Stages 2 and 3: the HTTP service's checks (``messages`` not empty, ``stream_options`` only with ``stream``),
     then ``validate()``. A ``Bare`` message goes out without the ``Validation: `` prefix."""
+    thinking = _thinking(body.get("thinking"))  # normalize_reasoning_template_args runs first
+    if thinking:
+        raise _bad("Validation: " + thinking)
+    for name, instead in (("function_call", "tool_choice"), ("functions", "tools")):
+        if body.get(name) is not None:
+            message = f"Validation: `{name}` is deprecated. Please migrate to use `{instead}` instead."
+            raise RequestError(501, message, "Not Implemented")
     if not body["messages"]:
         raise _bad("Validation: " + MESSAGES_EMPTY)
     if body.get("stream_options") is not None and body.get("stream") is not True:
@@ -786,6 +896,10 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
     if body["model"] != state.config.model:
         raise RequestError(404, "Model not found")
     nvext = body.get("nvext") or {}
+    wid = worker_id(state)
+    routed = any(nvext.get(k) not in (None, wid) for k in ("backend_instance_id", "decode_worker_id"))
+    if routed or nvext.get("dp_rank") is not None:
+        raise _bad("Invalid request")  # no such worker or data-parallel rank (the mock runs one worker, no ranks)
     if state.config.dynamo_backend == "mocker" and body.get("max_tokens") is None:
         if body.get("max_completion_tokens") is None:
             raise _bad(MOCKER_NEEDS_MAX_TOKENS)
@@ -804,7 +918,8 @@ def _flatten_content(content: Any) -> str:
 
 def _prompt_from_messages(body: dict[str, Any], state: MockState) -> list[int]:
     messages = [{**m, "content": _flatten_content(m.get("content"))} for m in body["messages"]]
-    return state.tokenizer.apply_chat_template(messages, body.get("tools"))
+    generation_prompt = body.get("add_generation_prompt") is not False
+    return state.tokenizer.apply_chat_template(messages, body.get("tools"), generation_prompt)
 
 
 def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], state: MockState) -> SamplingParams:

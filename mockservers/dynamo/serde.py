@@ -58,6 +58,75 @@ def rust_float(value: float) -> str:
     return "-0" if text == "0" and math.copysign(1.0, value) < 0 else text
 
 
+def rust_debug_float(value: float) -> str:
+    """serde's ``Unexpected::Float`` text (ryu's format): shortest digits; ``1.0`` for an integral value up to 16
+    digits, ``0.000015`` down to 1e-5, otherwise an exponent with its sign (``1e+16``, ``1e-7``,
+    ``9.999999999999999e-51``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    sign, digit_tuple, exp = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    assert isinstance(exp, int)
+    minus = "-" if math.copysign(1.0, value) < 0 else ""
+    if digits == "0":
+        return f"{minus}0.0"
+    kk = len(digits) + exp  # where the decimal point goes
+    if 0 <= exp and kk <= 16:
+        text = digits + "0" * exp + ".0"
+    elif 0 < kk <= 16:
+        text = digits[:kk] + "." + digits[kk:]
+    elif -5 < kk <= 0:
+        text = "0." + "0" * -kk + digits
+    else:
+        mantissa = digits if len(digits) == 1 else digits[0] + "." + digits[1:]
+        text = f"{mantissa}e{'+' if kk - 1 >= 0 else '-'}{abs(kk - 1)}"
+    return minus + text
+
+
+def serde_f64(text: bytes) -> float:
+    """serde_json's f64 of a JSON number (its default parser, not the correctly rounded one): up to 19 significant
+    digits kept in a u64 (more are dropped, an integer's counted in the exponent), then multiplied or divided by a
+    power of ten from a table of correctly rounded ``1e0`` .. ``1e308``."""
+    negative = text.startswith(b"-")
+    body = text[1:] if negative else text
+    mantissa, _, exp_text = body.lower().partition(b"e")
+    whole, _, fraction = mantissa.partition(b".")
+    significand = 0
+    exponent = 0
+    limit = 2**64 - 1
+    overflowed = False
+    for d in whole:
+        digit = d - 48
+        if overflowed or significand > (limit - digit) // 10:
+            overflowed = True
+            exponent += 1
+            continue
+        significand = significand * 10 + digit
+    for d in fraction:
+        digit = d - 48
+        if overflowed or significand > (limit - digit) // 10:
+            overflowed = True
+            continue
+        significand = significand * 10 + digit
+        exponent -= 1
+    if exp_text:
+        exponent += int(exp_text)
+    value = float(significand)
+    while True:
+        if abs(exponent) <= 308:
+            value = value * 10.0 ** exponent if exponent >= 0 else value / 10.0 ** -exponent
+            break
+        if value == 0.0:
+            break
+        if exponent > 0:
+            return math.inf
+        value /= 1e308
+        exponent += 308
+    return -value if negative else value
+
+
 def rust_f32(value: float) -> str:
     """Rust's ``Display`` of the f32 nearest to ``value`` (how the ``Validation:`` range messages print it)."""
     with np.errstate(over="ignore"):
@@ -110,10 +179,7 @@ def unexpected(value: Any) -> str:
             return f"integer `{value}`"
         value = float(value)  # serde_json reads an integer beyond 64 bits as an f64
     if isinstance(value, float):
-        text = rust_float(value)
-        if math.isfinite(value) and "." not in text:
-            text += ".0"  # serde's WithDecimalPoint
-        return f"floating point `{text}`"
+        return f"floating point `{rust_debug_float(value)}`"
     if isinstance(value, str):
         return f"string {rust_debug_str(value)}"
     return "sequence" if isinstance(value, list) else "map"
@@ -211,7 +277,7 @@ class Scanner:
         if raw[self.pos] == ord("-"):
             self.pos += 1
         if self.pos >= n:
-            raise SerdeError("invalid number", self.pos)
+            raise self.eof("a value")
         first = raw[self.pos]
         if first == ord("0"):
             self.pos += 1
@@ -248,7 +314,7 @@ class Scanner:
             value = int(text)
             if -(2**63) <= value < 2**64:
                 return value
-        number = float(text)
+        number = serde_f64(text)
         if math.isinf(number):
             raise SerdeError("number out of range", self.pos)
         return number
