@@ -134,6 +134,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
     "modality": ("text", "audio"),
+    "tool_type": ("function",),
 }
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 ROLE_REQUIRED = {
@@ -151,9 +152,15 @@ CONTENT_ENUMS = {
     "assistant": "ChatCompletionRequestAssistantMessageContent",
     "tool": "ChatCompletionRequestToolMessageContent",
 }
+SYSTEM_WITHOUT_CONTENT = (
+    "missing field `content`: a system message needs `content` unless it declares non-empty Kimi-style `tools`"
+)
 TOOL_CHOICES = ("none", "auto", "required")
+PREDICTIONS = ("content",)
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
+FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
+"""The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -236,8 +243,10 @@ def check_present(kind: str, value: Any) -> str | None:
         if len(value) != 1:
             return "invalid value: map, expected map with a single key"
         ((tag, content),) = value.items()
-        return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit variant"))
+        return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
     if kind.startswith("struct:"):
+        if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
+            return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
     return SHAPES[kind](value)
 
@@ -294,9 +303,20 @@ def _audio(value: Any) -> str | None:
 
 
 def _prediction(value: Any) -> str | None:
+    """Adjacently tagged (``type`` + ``content``), one variant ``content``; a sequence is read as [tag, content]."""
+    what = "adjacently tagged enum PredictionContent"
+    if isinstance(value, list):
+        if not value:
+            return f"invalid length 0, expected {what}"
+        problem = variant(value[0], PREDICTIONS)[1]
+        if problem or len(value) < 2:
+            return problem or f"invalid length 1, expected {what}"
+        return None
     if not isinstance(value, dict):
-        return invalid_type(value, "adjacently tagged enum PredictionContent")
-    return None if "type" in value else "missing field `type`"
+        return invalid_type(value, what)
+    if "type" not in value:
+        return "missing field `type`"
+    return variant(value["type"], PREDICTIONS)[1] or (None if "content" in value else "missing field `content`")
 
 
 class AtEnd(str):
@@ -323,7 +343,7 @@ def _response_format(value: Any) -> str | None:
     """Internally tagged on ``type``; from a sequence, the first element is the tag."""
     if isinstance(value, list):
         if not value:
-            return "invalid length 0, expected internally tagged enum ResponseFormat"
+            return "missing field `type`"
         kind, problem = variant(value[0], RESPONSE_FORMATS)
         if problem or kind != "json_schema":
             return problem
@@ -358,6 +378,8 @@ def _messages(value: Any) -> str | None:
         role, problem = variant(message["role"], ROLES)
         if problem or role is None:
             return problem
+        if role == "system" and message.get("content") is None:
+            return SYSTEM_WITHOUT_CONTENT
         for name in ROLE_REQUIRED[role]:
             if name not in message:
                 return f"missing field `{name}`"
