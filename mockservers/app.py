@@ -29,8 +29,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ErrorFactory(Protocol):
     """A server's error envelope: ``error(status, message, type_=..., param=...)``."""
 
-    def __call__(self, status: int, message: str, type_: str | None = None, param: str | None = None) -> web.Response:
-        ...
+    def __call__(
+        self, status: int, message: str, type_: str | None = None, param: str | None = None
+    ) -> web.Response: ...
 
 
 FAULT_KEY = web.RequestKey("mockservers.fault", FaultSpec)

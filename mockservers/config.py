@@ -56,7 +56,9 @@ class MockConfig:
     per_token_s: float = setting(0.0, "simulated time per further generated token, seconds")
 
     vllm_profile: VllmProfile = setting(
-        "prime-rl", "wire profile: prime-rl (what RL stacks run) or vllm-0.32 (the recorded upstream shape)", server="vllm"
+        "prime-rl",
+        "wire profile: prime-rl (what RL stacks run) or vllm-0.32 (the recorded upstream shape)",
+        server="vllm",
     )
     routed_experts_mode: RoutedExpertsMode = setting(
         "full",
@@ -67,7 +69,9 @@ class MockConfig:
         "vllm", "worker behind the frontend: vllm (engine_data, logprobs), mocker (neither), sample", server="dynamo"
     )
     lax_validation: bool = setting(
-        False, "drop unsupported top-level keys instead of 400 (DYN_IGNORE_OPENAI_FE_UNSUPPORTED_FIELDS=1)", server="dynamo"
+        False,
+        "drop unsupported top-level keys instead of 400 (DYN_IGNORE_OPENAI_FE_UNSUPPORTED_FIELDS=1)",
+        server="dynamo",
     )
     choice_logprobs_f32: bool = setting(
         True, "print choices[].logprobs at float32 precision, as the real frontend does", server="dynamo"
@@ -115,7 +119,9 @@ class MockConfig:
         ``FaultSpec``, a mapping of fault fields or the header syntax."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise ValueError(f"unknown MockConfig setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}")
+            raise ValueError(
+                f"unknown MockConfig setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}"
+            )
         if changes.get("tokenizer") is not None:
             changes["tokenizer"] = Path(changes["tokenizer"])
         faults = changes.get("faults")

@@ -77,7 +77,9 @@ class FaultSpec:
 
     def __post_init__(self) -> None:
         if self.completion_ids not in COMPLETION_IDS_MODES:
-            raise FaultError(f"completion_ids must be one of {', '.join(COMPLETION_IDS_MODES)}, got {self.completion_ids!r}")
+            raise FaultError(
+                f"completion_ids must be one of {', '.join(COMPLETION_IDS_MODES)}, got {self.completion_ids!r}"
+            )
         if self.logprobs not in LOGPROBS_MODES:
             raise FaultError(f"logprobs must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs!r}")
         if self.status is not None and not 100 <= self.status <= 599:

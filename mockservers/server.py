@@ -12,6 +12,7 @@ from mockservers.app import STATE, MockState, bind_site
 from mockservers.config import MockConfig, ServerKind
 from mockservers.faults import FaultSpec
 
+
 def create_app(kind: str, config: MockConfig) -> web.Application:
     if kind == "vllm":
         from mockservers.vllm import create_app as make
@@ -139,4 +140,3 @@ class MockServer:
     def reset(self) -> None:
         self.clear_faults()
         self.clear_journal()
-

@@ -74,7 +74,9 @@ def chat_logprobs(state: MockState, c: Completion, n_top: int, as_ids: bool) -> 
     return {"content": content, "refusal": None}
 
 
-def routed_experts(state: MockState, nvext: dict[str, Any], ids: list[int]) -> tuple[dict[str, Any] | None, bytes | None]:
+def routed_experts(
+    state: MockState, nvext: dict[str, Any], ids: list[int]
+) -> tuple[dict[str, Any] | None, bytes | None]:
     cfg = state.config
     if not cfg.moe_layers or cfg.routed_experts_mode == "absent" or cfg.dynamo_backend != "vllm":
         return None, None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -713,8 +713,8 @@ def _stop_problem(stop: Any) -> str | None:
 
 def _completion_ids_single_choice(body: dict[str, Any]) -> str | None:
     nvext = body.get("nvext") or {}
-    n = body.get("n") if body.get("n") is not None else 1
-    if n > 1 and "completion_token_ids" in (nvext.get("extra_fields") or ()):
+    n = body.get("n")
+    if n is not None and n > 1 and "completion_token_ids" in (nvext.get("extra_fields") or ()):
         return '`nvext.extra_fields=["completion_token_ids"]` requires exactly one generated choice'
     return None
 
@@ -736,58 +736,77 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
     ("unsupported / passthrough fields", _unsupported),
     (
         "chat_template_args",
-        lambda b, _: "`chat_template` is not supported inside `chat_template_args`"
-        if "chat_template" in (b.get("chat_template_args") or b.get("chat_template_kwargs") or {})
-        else None,
+        lambda b, _: (
+            "`chat_template` is not supported inside `chat_template_args`"
+            if "chat_template" in (b.get("chat_template_args") or b.get("chat_template_kwargs") or {})
+            else None
+        ),
     ),
     ("model", lambda b, _: "Model cannot be empty" if not b["model"].strip() else None),
     (
         "frequency_penalty",
-        lambda b, _: f"Frequency penalty must be between -2 and 2, got {rust_f32(b['frequency_penalty'])}"
-        if _f32_outside(b.get("frequency_penalty"), -2, 2)
-        else None,
+        lambda b, _: (
+            f"Frequency penalty must be between -2 and 2, got {rust_f32(b['frequency_penalty'])}"
+            if _f32_outside(b.get("frequency_penalty"), -2, 2)
+            else None
+        ),
     ),
     ("logit_bias", lambda b, _: _logit_bias(b)),
     (
         "top_logprobs",
-        lambda b, _: f"Top_logprobs must be between 0 and 20, got {b['top_logprobs']}"
-        if (b.get("top_logprobs") or 0) > 20
-        else None,
+        lambda b, _: (
+            f"Top_logprobs must be between 0 and 20, got {b['top_logprobs']}"
+            if (b.get("top_logprobs") or 0) > 20
+            else None
+        ),
     ),
     ("max_tokens", lambda b, _: _token_budget("Max tokens", b.get("max_tokens"))),
     ("max_completion_tokens", lambda b, _: _token_budget("Max completion tokens", b.get("max_completion_tokens"))),
-    ("n", lambda b, _: f"n must be between 1 and 128, got {b['n']}" if b.get("n") is not None and not 1 <= b["n"] <= 128 else None),
+    (
+        "n",
+        lambda b, _: (
+            f"n must be between 1 and 128, got {b['n']}" if b.get("n") is not None and not 1 <= b["n"] <= 128 else None
+        ),
+    ),
     ("n / nvext.extra_fields", lambda b, _: _completion_ids_single_choice(b)),
     (
         "presence_penalty",
-        lambda b, _: f"Presence penalty must be between -2 and 2, got {rust_f32(b['presence_penalty'])}"
-        if _f32_outside(b.get("presence_penalty"), -2, 2)
-        else None,
+        lambda b, _: (
+            f"Presence penalty must be between -2 and 2, got {rust_f32(b['presence_penalty'])}"
+            if _f32_outside(b.get("presence_penalty"), -2, 2)
+            else None
+        ),
     ),
     ("stop", lambda b, _: _stop_problem(b.get("stop"))),
     (
         "temperature",
-        lambda b, _: f"Temperature must be between 0 and 2, got {rust_f32(b['temperature'])}"
-        if _f32_outside(b.get("temperature"), 0, 2)
-        else None,
+        lambda b, _: (
+            f"Temperature must be between 0 and 2, got {rust_f32(b['temperature'])}"
+            if _f32_outside(b.get("temperature"), 0, 2)
+            else None
+        ),
     ),
     (
         "top_p",
-        lambda b, _: f"Top_p must be between 0 and 1, got {rust_f32(b['top_p'])}"
-        if b.get("top_p") is not None and not 0 < to_f32(b["top_p"]) <= 1
-        else None,
+        lambda b, _: (
+            f"Top_p must be between 0 and 1, got {rust_f32(b['top_p'])}"
+            if b.get("top_p") is not None and not 0 < to_f32(b["top_p"]) <= 1
+            else None
+        ),
     ),
     (
         "tools",
-        lambda b, _: "tools array cannot be empty; omit the field entirely to disable tool use"
-        if b.get("tools") == []
-        else None,
+        lambda b, _: (
+            "tools array cannot be empty; omit the field entirely to disable tool use" if b.get("tools") == [] else None
+        ),
     ),
     (
         "tool_choice",
-        lambda b, _: 'tool_choice is "required" but tools is empty'
-        if b.get("tool_choice") == "required" and not b.get("tools")
-        else None,
+        lambda b, _: (
+            'tool_choice is "required" but tools is empty'
+            if b.get("tool_choice") == "required" and not b.get("tools")
+            else None
+        ),
     ),
     (
         "user",
@@ -795,28 +814,34 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
     ),
     (
         "repetition_penalty",
-        lambda b, _: f"Repetition penalty must be between 0 and 2, got {rust_f32(b['repetition_penalty'])}"
-        if b.get("repetition_penalty") is not None and not 0 < to_f32(b["repetition_penalty"]) <= 2
-        else None,
+        lambda b, _: (
+            f"Repetition penalty must be between 0 and 2, got {rust_f32(b['repetition_penalty'])}"
+            if b.get("repetition_penalty") is not None and not 0 < to_f32(b["repetition_penalty"]) <= 2
+            else None
+        ),
     ),
     (
         "min_p",
-        lambda b, _: f"Min_p must be between 0 and 1, got {rust_f32(b['min_p'])}"
-        if _f32_outside(b.get("min_p"), 0, 1)
-        else None,
+        lambda b, _: (
+            f"Min_p must be between 0 and 1, got {rust_f32(b['min_p'])}" if _f32_outside(b.get("min_p"), 0, 1) else None
+        ),
     ),
     (
         "top_k",
-        lambda b, _: "Top_k must be null or greater than or equal to -1"
-        if b.get("top_k") is not None and b["top_k"] < -1
-        else None,
+        lambda b, _: (
+            "Top_k must be null or greater than or equal to -1"
+            if b.get("top_k") is not None and b["top_k"] < -1
+            else None
+        ),
     ),
     ("n / temperature", lambda b, _: _n_temperature(b)),
     (
         "continue_final_message",
-        lambda b, _: "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
-        if b.get("continue_final_message") is True and b.get("add_generation_prompt") is not False
-        else None,
+        lambda b, _: (
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+            if b.get("continue_final_message") is True and b.get("add_generation_prompt") is not False
+            else None
+        ),
     ),
 )
 """``ValidateRequest::validate`` for chat, in its order; each rule returns the text after ``Validation: ``."""
@@ -870,7 +895,7 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
             try:
                 read_streamed(raw, body, state)
                 read_flattened(body, None)
-                return body
+                return cast(dict[str, Any], body)
             except Refusal:
                 pass  # read it again as serde does, numbers included, to word and place the error
         scanned = read_streamed(raw, None, state)
@@ -887,7 +912,7 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
         if at is None:
             at = scanned.end if scanned is not None else len(raw.rstrip(b" \t\r\n"))
         raise _bad(f"{DESERIALIZE}{exc.detail} {location(raw, at)}") from None
-    return body
+    return cast(dict[str, Any], body)
 
 
 def validate(body: dict[str, Any], state: MockState) -> None:
@@ -922,9 +947,9 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
     routed = any(nvext.get(k) not in (None, wid) for k in ("backend_instance_id", "decode_worker_id"))
     if routed or nvext.get("dp_rank") is not None:
         raise _bad("Invalid request")  # no such worker or data-parallel rank (the mock runs one worker, no ranks)
-    if state.config.dynamo_backend == "mocker" and body.get("max_tokens") is None:
-        if body.get("max_completion_tokens") is None:
-            raise _bad(MOCKER_NEEDS_MAX_TOKENS)
+    no_budget = body.get("max_tokens") is None and body.get("max_completion_tokens") is None
+    if state.config.dynamo_backend == "mocker" and no_budget:
+        raise _bad(MOCKER_NEEDS_MAX_TOKENS)
     token_data = nvext.get("token_data")
     prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
     return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))

@@ -66,14 +66,14 @@ def rust_debug_float(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    sign, digit_tuple, exp = Decimal(repr(abs(value))).normalize().as_tuple()
+    _, digit_tuple, exp = Decimal(repr(abs(value))).normalize().as_tuple()
     digits = "".join(map(str, digit_tuple))
     assert isinstance(exp, int)
     minus = "-" if math.copysign(1.0, value) < 0 else ""
     if digits == "0":
         return f"{minus}0.0"
     kk = len(digits) + exp  # where the decimal point goes
-    if 0 <= exp and kk <= 16:
+    if exp >= 0 and kk <= 16:
         text = digits + "0" * exp + ".0"
     elif 0 < kk <= 16:
         text = digits[:kk] + "." + digits[kk:]
@@ -116,7 +116,7 @@ def serde_f64(text: bytes) -> float:
     value = float(significand)
     while True:
         if abs(exponent) <= 308:
-            value = value * 10.0 ** exponent if exponent >= 0 else value / 10.0 ** -exponent
+            value = value * 10.0**exponent if exponent >= 0 else value / 10.0**-exponent
             break
         if value == 0.0:
             break
@@ -190,7 +190,8 @@ def invalid_type(value: Any, expected: str) -> str:
 
 
 def one_of(names: tuple[str, ...]) -> str:
-    """serde's list of expected names: ``there are no fields``, `` `a` ``, `` `a` or `b` ``, ``one of `a`, `b`, ...``."""
+    """serde's list of expected names: ``there are no fields``, one name, ``a or b``, ``one of a, b, ...``
+    (each name in backticks)."""
     quoted = [f"`{n}`" for n in names]
     if not quoted:
         return "there are no fields"
@@ -261,7 +262,9 @@ class Scanner:
 
     def ident(self) -> Any:
         raw = self.raw
-        word, result = {ord("t"): (b"true", True), ord("f"): (b"false", False), ord("n"): (b"null", None)}[raw[self.pos]]
+        word, result = {ord("t"): (b"true", True), ord("f"): (b"false", False), ord("n"): (b"null", None)}[
+            raw[self.pos]
+        ]
         self.pos += 1
         for expected in word[1:]:
             if self.pos >= len(raw):

@@ -18,6 +18,7 @@ from mockservers.faults import FaultSpec, apply_content_fault
 
 _LP_MARKER = "\u2063mock-logprobs\u2063"
 
+
 def _tops(state: MockState, c: Completion, i: int, count: int) -> list[tuple[int, float, int]]:
     """The sampled token first, then the most likely others, ``count`` entries in all (at least 1)."""
     sampled = (c.token_ids[i], c.logprobs[i], c.ranks[i])

@@ -183,5 +183,3 @@ def parse_generate(
     if logprobs == -1:
         logprobs = MAX_LOGPROBS
     return ids, sp, params, logprobs, arr
-
-

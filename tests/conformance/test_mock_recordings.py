@@ -33,14 +33,14 @@ DV = "real-dynamo-1.6.1/dynamo-vllm-worker"
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     folder: (kind, {"moe_layers": 0, **settings})
     for folder, (kind, settings) in {
-    VLLM: ("vllm", {"model": "tiny", "max_model_len": 512, "vllm_profile": "vllm-0.32", "eos_period": 0}),
-    MOCKER: ("dynamo", {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "eos_period": 0}),
-    LAX: (
-        "dynamo",
-        {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "lax_validation": True},
-    ),
-    SAMPLE: ("dynamo", {"model": "models/tiny-qwen3", "max_model_len": 2048, "dynamo_backend": "sample"}),
-    DV: ("dynamo", {"model": "tiny", "max_model_len": 512, "dynamo_backend": "vllm", "eos_period": 0}),
+        VLLM: ("vllm", {"model": "tiny", "max_model_len": 512, "vllm_profile": "vllm-0.32", "eos_period": 0}),
+        MOCKER: ("dynamo", {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "eos_period": 0}),
+        LAX: (
+            "dynamo",
+            {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "lax_validation": True},
+        ),
+        SAMPLE: ("dynamo", {"model": "models/tiny-qwen3", "max_model_len": 2048, "dynamo_backend": "sample"}),
+        DV: ("dynamo", {"model": "tiny", "max_model_len": 512, "dynamo_backend": "vllm", "eos_period": 0}),
     }.items()
 }
 

@@ -364,7 +364,8 @@ def post_both(both: tuple[httpx.Client, httpx.Client], raw: bytes, content_type:
     r = real.post("/v1/chat/completions", content=raw, headers=headers)
     m = mock.post("/v1/chat/completions", content=raw, headers=headers)
     stop_strings = b'"stop"' in raw
-    report = f"body: {raw.decode(errors='replace')}\nreal: {r.status_code} {r.text[:600]}\nmock: {m.status_code} {m.text[:600]}"
+    report = f"body: {raw.decode(errors='replace')}\nreal: {r.status_code} {r.text[:600]}"
+    report += f"\nmock: {m.status_code} {m.text[:600]}"
     return verdict(r, stop_strings), verdict(m, stop_strings), report
 
 
@@ -382,8 +383,8 @@ def test_generated_bodies_get_the_same_answer(
 def test_enough_bodies_were_compared(request: pytest.FixtureRequest) -> None:
     """The generated run above compared at least 2,000 bodies (hypothesis may stop early only on a failure)."""
     total = sum(SENT.values())
-    request.config.stash[REPORT]["dynamo differential"] = (
-        f"{total} generated bodies compared: " + ", ".join(f"{g} {n}" for g, n in sorted(SENT.items()))
+    request.config.stash[REPORT]["dynamo differential"] = f"{total} generated bodies compared: " + ", ".join(
+        f"{g} {n}" for g, n in sorted(SENT.items())
     )
     assert total >= 2000, SENT
 

@@ -7,12 +7,12 @@ import orjson
 import pytest
 
 from mockservers import routing
-from mockservers.vllm import responses, rules
-from mockservers.vllm.app import vllm_error
 from mockservers.app import MockState
 from mockservers.config import MockConfig
 from mockservers.engine import SamplingParams
 from mockservers.protocol import RequestError
+from mockservers.vllm import responses, rules
+from mockservers.vllm.app import vllm_error
 
 
 @pytest.fixture(scope="module")

@@ -307,6 +307,7 @@ def test_body_limit_gives_413(mock_server_factory: Any) -> None:
     assert json.loads(raw)["code"] == 413
 
 
+DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
 # Texts as the real 1.6.1 frontend words them (serde_json's, with the position; see mockservers/dynamo/rules.py).
 DYN_BAD: list[tuple[Any, int, str]] = [
     ({**dynamo_body(PROMPT), "messages": []}, 400, "Validation: The 'messages' field cannot be empty"),
@@ -342,7 +343,9 @@ def test_dynamo_passthrough_and_lax(mock_dynamo: MockServer, mock_server_factory
     status, raw = post(mock_dynamo.url + "/v1/chat/completions", None, raw=b"{nope")
     assert status == 400
     message = json.loads(raw)["message"]
-    assert message == "Failed to deserialize the JSON body into the target type: key must be a string at line 1 column 2"
+    assert (
+        message == "Failed to deserialize the JSON body into the target type: key must be a string at line 1 column 2"
+    )
     lax = mock_server_factory("dynamo", lax_validation=True)
     assert post(lax.url + "/v1/chat/completions", {**dynamo_body(PROMPT), "return_token_ids": True})[0] == 200
 
