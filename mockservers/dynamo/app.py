@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -90,18 +91,25 @@ def _answer(
     )
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    t0 = time.time()
+async def _accepted(
+    request: web.Request, parse: Callable[[bytes, MockState], rules.ParsedRequest]
+) -> rules.ParsedRequest | web.Response:
+    """The request's body read and checked by ``parse``, or the response refusing it."""
     raw = await _read_json_body(request)
     if isinstance(raw, web.Response):
         return raw
     try:
-        parsed = rules.parse_chat(raw, state)
+        return parse(raw, request.app[STATE])
     except RequestError as exc:
         return _refused(exc)
-    body = parsed.body
-    fault = fault_of(request)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    t0 = time.time()
+    parsed = await _accepted(request, rules.parse_chat)
+    if isinstance(parsed, web.Response):
+        return parsed
+    state, body, fault = request.app[STATE], parsed.body, fault_of(request)
     ans = _answer(state, parsed, fault, t0, f"chatcmpl-{uuid.uuid4()}", body.get("logprobs") is True)
     cfg = state.config
     if body.get("stream") is not True:
@@ -124,17 +132,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     """``/v1/completions`` (non-streaming): a string prompt or one list of token ids."""
-    state = request.app[STATE]
     t0 = time.time()
-    raw = await _read_json_body(request)
-    if isinstance(raw, web.Response):
-        return raw
-    try:
-        parsed = rules.parse_completion(raw, state)
-    except RequestError as exc:
-        return _refused(exc)
-    body = parsed.body
-    fault = fault_of(request)
+    parsed = await _accepted(request, rules.parse_completion)
+    if isinstance(parsed, web.Response):
+        return parsed
+    state, body, fault = request.app[STATE], parsed.body, fault_of(request)
     ans = _answer(state, parsed, fault, t0, f"cmpl-{uuid.uuid4()}", body.get("logprobs") is not None)
     await simulate_latency(state.config, len(ans.completion.token_ids))
     n_lp = body.get("logprobs")

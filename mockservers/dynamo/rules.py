@@ -541,36 +541,15 @@ def _scan_struct(scanner: Scanner, children: list[Member], fields: dict[str, str
 
 
 def _scan_seq(scanner: Scanner, kind: str, member: Member) -> list[Any]:
-    """A sequence whose elements are typed as they are read: the first bad element is reported right after it."""
-    items: list[Any] = []
-    scanner.enter()
-    scanner.pos += 1
-    first = True
-    while True:
-        c = scanner.skip_ws()
-        if c is None:
-            raise scanner.eof("a list")
-        if c == ord("]"):
-            scanner.pos += 1
-            scanner.depth -= 1
-            return items
-        if not first:
-            if c != ord(","):
-                raise scanner.peek_error("expected `,` or `]`")
-            scanner.pos += 1
-            c = scanner.skip_ws()
-            if c == ord("]"):
-                raise scanner.peek_error("trailing comma")
-            if c is None:
-                raise scanner.eof("a value")
-        first = False
-        start = scanner.pos
-        item = scanner.value()
+    """A sequence whose elements are typed as they are read: the first bad element is reported right after it
+    (before the bracket of a nested sequence or map)."""
+
+    def typed(item: Any, start: int) -> None:
         problem = check_present(kind, item)
         if problem:
-            at = start if isinstance(item, list | dict) else scanner.pos
-            raise SerdeError(problem, at)
-        items.append(item)
+            raise SerdeError(problem, start if isinstance(item, list | dict) else scanner.pos)
+
+    return scanner.array(typed)
 
 
 def _nvext_fields(state: MockState) -> dict[str, str]:

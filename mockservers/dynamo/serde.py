@@ -19,6 +19,7 @@ Only the slow path uses the scanner: a body orjson parses and the rules accept n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -295,23 +296,13 @@ class Scanner:
         if self.pos < n and raw[self.pos] == ord("."):
             is_float = True
             self.pos += 1
-            if self.pos >= n:
-                raise self.eof("a value")
-            if not 48 <= raw[self.pos] <= 57:
-                raise self.peek_error("invalid number")
-            while self.pos < n and 48 <= raw[self.pos] <= 57:
-                self.pos += 1
+            self.digits()
         if self.pos < n and raw[self.pos] in b"eE":
             is_float = True
             self.pos += 1
             if self.pos < n and raw[self.pos] in b"+-":
                 self.pos += 1
-            if self.pos >= n:
-                raise self.eof("a value")
-            if not 48 <= raw[self.pos] <= 57:
-                raise self.peek_error("invalid number")
-            while self.pos < n and 48 <= raw[self.pos] <= 57:
-                self.pos += 1
+            self.digits()
         text = raw[start : self.pos]
         if not is_float:
             value = int(text)
@@ -321,6 +312,16 @@ class Scanner:
         if math.isinf(number):
             raise SerdeError("number out of range", self.pos)
         return number
+
+    def digits(self) -> None:
+        """At least one digit (a fraction or an exponent), then any more."""
+        raw, n = self.raw, len(self.raw)
+        if self.pos >= n:
+            raise self.eof("a value")
+        if not 48 <= raw[self.pos] <= 57:
+            raise self.peek_error("invalid number")
+        while self.pos < n and 48 <= raw[self.pos] <= 57:
+            self.pos += 1
 
     def string(self) -> str:
         raw, n = self.raw, len(self.raw)
@@ -379,7 +380,8 @@ class Scanner:
             value = value * 16 + digit
         return value
 
-    def array(self) -> list[Any]:
+    def array(self, check: Callable[[Any, int], None] | None = None) -> list[Any]:
+        """A sequence; ``check(item, start)`` sees each element as soon as it is read (typed reading)."""
         self.enter()
         self.pos += 1
         out: list[Any] = []
@@ -387,23 +389,30 @@ class Scanner:
         if c is None:
             raise self.eof("a list")
         if c == ord("]"):
-            self.pos += 1
-            self.depth -= 1
+            self.leave()
             return out
         while True:
-            out.append(self.value())
+            start = self.skip_ws() and self.pos
+            item = self.value()
+            if check is not None:
+                check(item, start or self.pos)
+            out.append(item)
             c = self.skip_ws()
             if c is None:
                 raise self.eof("a list")
             if c == ord("]"):
-                self.pos += 1
-                self.depth -= 1
+                self.leave()
                 return out
             if c != ord(","):
                 raise self.peek_error("expected `,` or `]`")
             self.pos += 1
             if self.skip_ws() == ord("]"):
                 raise self.peek_error("trailing comma")
+
+    def leave(self) -> None:
+        """Past the closing bracket of a sequence or an object."""
+        self.pos += 1
+        self.depth -= 1
 
     def enter(self) -> None:
         self.depth += 1
@@ -431,8 +440,7 @@ class Scanner:
         if c is None:
             raise self.eof("an object")
         if c == ord("}"):
-            self.pos += 1
-            self.depth -= 1
+            self.leave()
             return
         while True:
             if c != ord('"'):
@@ -453,8 +461,7 @@ class Scanner:
             if c is None:
                 raise self.eof("an object")
             if c == ord("}"):
-                self.pos += 1
-                self.depth -= 1
+                self.leave()
                 return
             if c != ord(","):
                 raise self.peek_error("expected `,` or `}`")
