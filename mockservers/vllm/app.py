@@ -21,7 +21,7 @@ from mockservers import routing
 from mockservers.app import BODY_KEY, STATE, fault_of, json_response, make_app, read_body, simulate_latency
 from mockservers.config import MockConfig
 from mockservers.protocol import RequestError
-from mockservers.vllm.responses import GenerateCall, build_response, stream_chunks
+from mockservers.vllm.responses import GenerateCall, build_response, small_body, stream_chunks
 from mockservers.vllm.rules import json_error, parse_generate
 
 _RANDOM = random.Random(secrets.randbits(64))
@@ -84,6 +84,10 @@ async def generate(request: web.Request) -> web.StreamResponse:
         stream=body.get("stream") is True,
         return_token_ids=body.get("return_token_ids") is True,
     )
+    small = small_body(state, call, completions, fault)
+    if small is not None:
+        await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))
+        return json_response(small)
     resp, spliced = build_response(state, call, completions, fault)
     if call.stream:
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

@@ -172,6 +172,44 @@ class GenerateCall:
     return_token_ids: bool
 
 
+def small_body(state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec) -> bytes | None:
+    """The whole body written directly as bytes, for the common small case: the ``prime-rl`` profile, a dense
+    model, not streamed, no fault, no prompt logprobs, at most one top logprob. The same bytes as orjson gives for
+    ``build_response``'s object (``tests/unit/test_mock_fastpaths.py`` compares them); None when the case does not
+    apply."""
+    cfg = state.config
+    simple = cfg.vllm_profile == "prime-rl" and not cfg.moe_layers and not call.stream and not call.text_mode
+    if (
+        not simple
+        or (call.n_logprobs or 0) > 1
+        or fault.edits_content
+        or call.sampling.get("prompt_logprobs") is not None
+    ):
+        return None
+    parts = [b'{"request_id":', orjson.dumps(call.request_id), b',"model":null,"created":null,"choices":[']
+    n_out = 0
+    for index, c in enumerate(completions):
+        lp = b"null" if call.n_logprobs is None else fast_logprobs("prime-rl", c)
+        parts += [
+            b',{"index":' if index else b'{"index":',
+            _INT_TEXT[index] if index < len(_INT_TEXT) else b"%d" % index,
+            b',"logprobs":',
+            lp,
+            b',"finish_reason":',
+            orjson.dumps(c.finish_reason),
+            b',"token_ids":',
+            orjson.dumps(c.token_ids),
+            b',"routed_experts":null}',
+        ]
+        n_out += len(c.token_ids)
+    n_in = len(call.ids)
+    parts.append(
+        b'],"prompt_logprobs":null,"kv_transfer_params":null,"usage":{"prompt_tokens":%d,"total_tokens":%d,'
+        b'"completion_tokens":%d,"prompt_tokens_details":null}}' % (n_in, n_in + n_out, n_out)
+    )
+    return b"".join(parts)
+
+
 def build_response(
     state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec
 ) -> tuple[dict[str, Any], list[tuple[str, Sequence[bytes]]]]:

@@ -10,6 +10,7 @@ from mockservers import routing
 from mockservers.app import MockState
 from mockservers.config import MockConfig
 from mockservers.engine import SamplingParams
+from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
 from mockservers.vllm import responses, rules
 from mockservers.vllm.app import vllm_error
@@ -79,3 +80,25 @@ def test_bulk_id_validation_reports_the_first_bad_id(state: MockState, ids: list
         assert err.value.message == f"Token id {first_oov} is out of vocabulary"
     else:
         assert err.value.param == expected
+
+
+@pytest.mark.parametrize("n_logprobs", [None, 0, 1])
+@pytest.mark.parametrize("n", [1, 3])
+def test_small_body_equals_the_encoded_object(n_logprobs: int | None, n: int) -> None:
+    """The small-response bytes are exactly orjson's encoding of the response object (dense prime-rl mock)."""
+    dense = MockState("vllm", MockConfig(moe_layers=0), vllm_error)
+    ids = [2302, 84, 326, 81, 198]
+    params = [SamplingParams(max_tokens=16, seed=5, choice_index=i) for i in range(n)]
+    completions = [dense.engine.generate(ids, p) for p in params]
+    sampling: dict[str, object] = {"max_tokens": 16}
+    call = responses.GenerateCall(ids, sampling, params, n_logprobs, None, 'generate-tokens-a"b', False, False, False)
+    small = responses.small_body(dense, call, completions, NO_FAULT)
+    obj, spliced = responses.build_response(dense, call, completions, NO_FAULT)
+    assert small is not None
+    assert small == orjson.dumps(obj)
+    assert not spliced
+    assert responses.small_body(state_moe(), call, completions, NO_FAULT) is None  # MoE: routing goes in
+
+
+def state_moe() -> MockState:
+    return MockState("vllm", MockConfig(moe_layers=2), vllm_error)
