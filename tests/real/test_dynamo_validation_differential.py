@@ -37,6 +37,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockservers.server import MockServer
+from tests.real.bodies import WRONG, encode, shape
 from tests.real.conftest import REPORT
 
 pytestmark = pytest.mark.real_dynamo
@@ -49,11 +50,6 @@ SENT: Counter[str] = Counter()
 """Bodies sent per group (the first perturbation's group), for the report."""
 
 # ---- values ----------------------------------------------------------------------------------------------------
-WRONG = [
-    None, True, False, 0, 1, -1, 2, 7, 20, 21, 128, 129, 255, 256, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1,
-    2**32 - 1, 2**32, 2**63, 2**64 - 1, -(2**63), 1.5, 0.0, -0.0, 1e-7, 1e-50, 0.5, 2.0, 2.5, -2.5, 100.0, 1e39,
-    1.0, "a", "", " ", "1", "a\"b\\c", [], [1], ["a"], [[1]], {}, {"a": 1},
-]  # fmt: skip
 INTS = [0, 1, 2, 3, -1, -2, 20, 21, 127, 128, 129, 255, 256, 2**31 - 1, 2**31, 2**32 - 1, 2**32, -(2**31) - 1]
 FLOATS = [0, 0.0, -0.0, 1e-10, -1e-10, 0.5, 1, 1.0, 1.0000001, 2, 2.0000001, 2.5, -2, -2.0000001, -3, 100, 100.5]
 FLOATS += [-100, -100.5, 1e-50, 1e39, 0.1]
@@ -231,25 +227,6 @@ def _set(pairs: Pairs, name: str, value: Any) -> None:
     pairs.append((name, value))
 
 
-def encode(value: Any, indent: str | None = None, level: int = 0) -> str:
-    """JSON text; a list of pairs is an object (so a key may repeat); ``indent`` pretty-prints."""
-    if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
-        items = [f"{json.dumps(k)}:{encode(v, indent, level + 1)}" for k, v in value]
-        return _join("{", items, "}", indent, level)
-    if isinstance(value, dict):
-        return encode(list(value.items()), indent, level) if value else "{}"
-    if isinstance(value, list):
-        return _join("[", [encode(v, indent, level + 1) for v in value], "]", indent, level)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _join(open_: str, items: list[str], close: str, indent: str | None, level: int) -> str:
-    if indent is None or not items:
-        return open_ + ",".join(items) + close
-    inner = "\n" + indent * (level + 1)
-    return open_ + inner + ("," + inner).join(items) + "\n" + indent * level + close
-
-
 @st.composite
 def requests(draw: st.DrawFn, model: str) -> tuple[bytes, str, str]:
     """(raw body, content type, group)."""
@@ -282,16 +259,6 @@ def requests(draw: st.DrawFn, model: str) -> tuple[bytes, str, str]:
 
 
 # ---- comparison -------------------------------------------------------------------------------------------------
-def shape(value: Any) -> Any:
-    """The key structure of a JSON value: objects by their keys (recursively), lists by the set of their items'
-    shapes, scalars as their JSON kind."""
-    if isinstance(value, dict):
-        return ("object", tuple(sorted((k, shape(v)) for k, v in value.items())))
-    if isinstance(value, list):
-        return ("list", frozenset(shape(v) for v in value))
-    return "null" if value is None else type(value).__name__
-
-
 def _usage(usage: Any, stop_strings: bool) -> Any:
     """``usage`` without what the real server varies: ``cached_tokens`` (its KV cache), and with stop strings the
     completion's length (where a random token first contains a stop string)."""
