@@ -20,10 +20,13 @@ from aiohttp import web
 from mockservers import routing
 from mockservers.app import BODY_KEY, STATE, fault_of, json_response, make_app, read_body, simulate_latency
 from mockservers.config import MockConfig
+from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
 from mockservers.vllm.responses import GenerateCall, build_response, small_body, stream_chunks
 from mockservers.vllm.rules import json_error, parse_generate
 
+LARGE_BODY = 1 << 20
+"""Bodies from this size on are written in pieces (routing payloads, logprob text, the JSON around them)."""
 _RANDOM = random.Random(secrets.randbits(64))
 
 
@@ -99,7 +102,19 @@ async def generate(request: web.Request) -> web.StreamResponse:
         await out.write_eof()
         return out
     await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))
-    return json_response(routing.splice(resp, spliced) if spliced else orjson.dumps(resp))
+    if not spliced:
+        return json_response(orjson.dumps(resp))
+    parts = routing.splice_parts(resp, spliced)
+    size = sum(len(p) for p in parts)
+    if size < LARGE_BODY or fault is not NO_FAULT:  # a transport fault edits a whole body: build it
+        return json_response(b"".join(parts))
+    out = web.StreamResponse(headers={"Content-Type": "application/json"})
+    out.content_length = size
+    await out.prepare(request)
+    for part in parts:  # written piece by piece: no joined copy of a body of tens of megabytes
+        await out.write(part)
+    await out.write_eof()
+    return out
 
 
 async def models(request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pytest
@@ -102,3 +104,27 @@ def test_small_body_equals_the_encoded_object(n_logprobs: int | None, n: int) ->
 
 def state_moe() -> MockState:
     return MockState("vllm", MockConfig(moe_layers=2), vllm_error)
+
+
+def test_large_body_written_in_pieces_equals_the_joined_body(mock_server_factory: Any) -> None:
+    """Above 1 MB the mock writes the body piece by piece; the bytes are the ones the joined path sends (a request
+    with a no-op fault header takes the joined path)."""
+    import urllib.request
+
+    server = mock_server_factory("vllm", moe_layers=48, moe_top_k=8, max_model_len=8192)
+    body = orjson.dumps(
+        {"token_ids": [5, 6, 7], "sampling_params": {"max_tokens": 3000, "ignore_eos": True, "logprobs": 1}}
+    )
+
+    def fetch(extra: dict[str, str]) -> bytes:
+        headers = {"Content-Type": "application/json", "X-Request-Id": "same", **extra}
+        req = urllib.request.Request(server.url + "/inference/v1/generate", data=body, headers=headers)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.status == 200
+            return resp.read()
+
+    pieces, joined = fetch({}), fetch({"x-mock-fault": "delay_s=0"})
+    assert len(pieces) > 1 << 20
+    assert pieces == joined
+    doc = orjson.loads(pieces)
+    assert doc["choices"][0]["routed_experts"]["shape"] == [3002, 48, 8]
