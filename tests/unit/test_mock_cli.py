@@ -98,3 +98,10 @@ def test_bad_settings_exit_2() -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "moe_top_k" in proc.stderr
+
+
+def test_an_unknown_setting_name_lists_the_known_ones() -> None:
+    from mockservers.server import MockServer
+
+    with pytest.raises(ValueError, match=r"unknown MockConfig setting\(s\) 'moe_layer'; known: host, port"):
+        MockServer("vllm", moe_layer=2)
