@@ -335,7 +335,10 @@ def _function_call(value: Any) -> str | None:
 
 
 def _tool_choice(value: Any) -> str | None:
-    ok = value in TOOL_CHOICES or isinstance(value, dict)
+    """Untagged: ``none`` / ``auto`` / ``required``, or ``{"type": "function", "function": {"name": ...}}``."""
+    function = value.get("function") if isinstance(value, dict) else None
+    named = isinstance(function, dict) and isinstance(function.get("name"), str) and value.get("type") == "function"
+    ok = value in TOOL_CHOICES or named
     return None if ok else "data did not match any variant of untagged enum ChatCompletionToolChoiceOption"
 
 
