@@ -142,7 +142,7 @@ def run(*, quick: bool) -> Section:
     sec.blocks.append(__doc__.split("\n\n", 1)[1].strip() if __doc__ else "")
     rounds, duration = (2, 0.3) if quick else (5, 1.0)
     tokens = 4096 if quick else 32768
-    small_opts: list[str] = []
+    small_opts = ["--moe-layers", "0"]  # a dense small response (the mocks are MoE by default)
     big_opts = ["--moe-layers", "48", "--moe-top-k", "8", "--max-model-len", str(tokens + 8)]
     small_body = request_body(e2e.PROMPT_LEN, 16)
     big_body = request_body(1, tokens)

@@ -11,7 +11,7 @@ import sys
 # Imported before profiling starts (the CLI would import them lazily, inside the profile).
 import mockservers.cli
 import mockservers.server
-import mockservers.vllm
+import mockservers.vllm.app
 
 
 def main() -> int:

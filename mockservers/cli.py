@@ -1,113 +1,81 @@
-"""``renderers-mock vllm|dynamo [options]`` (also ``python -m mockservers``): run a mock server in the foreground.
+"""``renderers-mock <server> [options]`` (also ``python -m mockservers``): run a mock server in the foreground.
 
-Prints one line ``renderers-mock <kind> ready: <url> ...`` when listening; stops cleanly on SIGINT/SIGTERM.
+Each server is a ``Subcommand`` in ``SUBCOMMANDS``; its flags are generated from the ``MockConfig`` fields that apply
+to it (``--moe-layers`` is ``MockConfig.moe_layers``; booleans get ``--x`` / ``--no-x``), so a new setting is a new
+field and nothing here. A subcommand that is not a mock HTTP server (another process role) brings its own
+``add_arguments`` and ``run``; ``add_config_flags(parser, kind)`` gives it the shared flags if it wants them.
+
+A server prints one line ``renderers-mock <kind> ready: <url> (model <name>)`` when listening and stops cleanly on
+SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
-from pathlib import Path
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from mockservers.config import DYNAMO_BACKENDS, ROUTED_EXPERTS_MODES, VLLM_PROFILES, MockConfig
-from mockservers.faults import COMPLETION_IDS_MODES, LOGPROBS_MODES, FaultError, FaultSpec
+from mockservers.config import MockConfig
+from mockservers.faults import FaultError, FaultSpec
+
+_DEFAULTS = MockConfig()
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    d = MockConfig()
-    p.add_argument("--host", default=d.host, help="interface to bind (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port, 0 = any free port (default: %(default)s)")
-    p.add_argument("--model", default=d.model, help="served model name (default: %(default)s)")
-    p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder (default: the built-in tiny-qwen3)")
-    p.add_argument("--max-model-len", type=int, default=None, help="context length (default: tokenizer's, else 2048)")
-    p.add_argument("--seed", type=int, default=d.seed, help="sampling seed for requests without one")
-    p.add_argument("--eos-period", type=int, default=d.eos_period, help="mean tokens before EOS; 0 = never")
-    p.add_argument("--moe-layers", type=int, default=d.moe_layers, help="MoE layers with routing (0 = dense)")
-    p.add_argument("--moe-top-k", type=int, default=d.moe_top_k, help="experts per token and layer")
-    p.add_argument("--num-experts", type=int, default=d.num_experts, help="experts per layer (>256: uint16 ids)")
-    p.add_argument("--ttft-s", type=float, default=0.0, help="simulated time to first token, seconds")
-    p.add_argument("--per-token-s", type=float, default=0.0, help="simulated time per further token, seconds")
-    p.add_argument("--fault", default="", help='global fault, header syntax: "status=503; fail_first=2", "reset"')
-    p.add_argument("--completion-ids", choices=COMPLETION_IDS_MODES, default=None, help="completion-ids fault")
-    p.add_argument("--logprobs-fault", choices=LOGPROBS_MODES, default=None, help="logprobs fault")
-    p.add_argument("--admin", action="store_true", help="serve POST/GET/DELETE /_mock/faults")
-    p.add_argument("--journal-size", type=int, default=d.journal_size, help="requests kept by /_mock/requests")
-    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="larger request bodies get 413")
-    p.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+def _flag_type(hint: Any) -> dict[str, Any]:
+    """argparse keywords for a field's type annotation."""
+    if hint is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(hint) is typing.Literal:
+        return {"choices": typing.get_args(hint)}
+    if isinstance(hint, types.UnionType):  # ``int | None``
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _flag_type(inner)
+    if hint is FaultSpec:
+        return {"type": str, "metavar": "SPEC"}
+    return {"type": hint}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="renderers-mock", description="Mock vLLM and mock NVIDIA Dynamo servers.")
-    sub = parser.add_subparsers(dest="kind", required=True)
-    v = sub.add_parser("vllm", help="mock vLLM: POST /inference/v1/generate")
-    _common(v)
-    v.add_argument("--profile", choices=VLLM_PROFILES, default="prime-rl", help="wire profile (default: %(default)s)")
-    dyn = sub.add_parser("dynamo", help="mock Dynamo 1.6.1 frontend: POST /v1/chat/completions with nvext")
-    _common(dyn)
-    dyn.add_argument("--routed-experts-mode", choices=ROUTED_EXPERTS_MODES, default="full")
-    dyn.add_argument("--backend", choices=DYNAMO_BACKENDS, default="vllm", help="worker behind the frontend")
-    dyn.add_argument("--lax-validation", action="store_true", help="like DYN_IGNORE_OPENAI_FE_UNSUPPORTED_FIELDS=1")
-    dyn.add_argument("--choice-logprobs-f64", action="store_true", help="print choices[].logprobs as doubles")
-    return parser
+def add_config_flags(parser: argparse.ArgumentParser, kind: str) -> None:
+    """One flag per ``MockConfig`` field that applies to server ``kind`` (``--field-name``, ``dest`` the field name)."""
+    hints = typing.get_type_hints(MockConfig)
+    for f in dataclasses.fields(MockConfig):
+        if f.metadata["server"] not in (None, kind):
+            continue
+        default = f.metadata["cli_default"]
+        if default is None:
+            default = getattr(_DEFAULTS, f.name)
+        shown = default.to_dict() or "none" if isinstance(default, FaultSpec) else default
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=default,
+            help=f"{f.metadata['help']} (default: {shown})".replace("%", "%%"),
+            **_flag_type(hints[f.name]),
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> MockConfig:
-    fault = FaultSpec.parse(args.fault)
-    extra: dict[str, Any] = {}
-    if args.completion_ids:
-        extra["completion_ids"] = args.completion_ids
-    if args.logprobs_fault:
-        extra["logprobs"] = args.logprobs_fault
-    if extra:
-        fault = FaultSpec.from_mapping({**fault.to_dict(), **extra})
-    kwargs: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "model": args.model,
-        "max_model_len": args.max_model_len,
-        "seed": args.seed,
-        "eos_period": args.eos_period,
-        "moe_layers": args.moe_layers,
-        "moe_top_k": args.moe_top_k,
-        "num_experts": args.num_experts,
-        "ttft_s": args.ttft_s,
-        "per_token_s": args.per_token_s,
-        "faults": fault,
-        "admin": args.admin,
-        "journal_size": args.journal_size,
-        "max_body_bytes": args.max_body_bytes,
-        "access_log": args.access_log,
-    }
-    if args.tokenizer is not None:
-        kwargs["tokenizer"] = args.tokenizer
-    if args.kind == "vllm":
-        kwargs["vllm_profile"] = args.profile
-    else:
-        kwargs["routed_experts_mode"] = args.routed_experts_mode
-        kwargs["dynamo_backend"] = args.backend
-        kwargs["lax_validation"] = args.lax_validation
-        kwargs["choice_logprobs_f32"] = not args.choice_logprobs_f64
-    return MockConfig(**kwargs)
+    """The ``MockConfig`` of parsed flags (fields without a flag keep their defaults)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(MockConfig) if hasattr(args, f.name)}
+    if isinstance(values.get("faults"), str):
+        values["faults"] = FaultSpec.parse(values["faults"])
+    return MockConfig(**values)
 
 
 async def serve(kind: str, config: MockConfig) -> None:
-    from aiohttp import web
-
+    """Run one mock server until SIGINT/SIGTERM."""
+    from mockservers.app import bind_site
     from mockservers.server import create_app, format_url
 
-    app = create_app(kind, config)
-    access_log = logging.getLogger("aiohttp.access") if config.access_log else None
-    runner = web.AppRunner(app, handle_signals=False, access_log=access_log)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else config.port
+    runner, port = await bind_site(create_app(kind, config), config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,19 +88,56 @@ async def serve(kind: str, config: MockConfig) -> None:
     print(f"renderers-mock {kind} stopped", flush=True)
 
 
+def _run_server(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config.access_log:
+        logging.basicConfig(level=logging.INFO)
+    asyncio.run(serve(args.kind, config))
+    return 0
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``renderers-mock`` subcommand: its flags and what it runs (returning the exit status)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _server(name: str, help: str) -> Subcommand:
+    return Subcommand(name, help, lambda p: add_config_flags(p, name), _run_server)
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    _server("vllm", "mock vLLM: POST /inference/v1/generate"),
+    _server("dynamo", "mock Dynamo 1.6.1 frontend: POST /v1/chat/completions with nvext"),
+]
+"""The subcommands in help order; append one to add it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="renderers-mock", description="Mock vLLM and mock NVIDIA Dynamo servers.", allow_abbrev=False
+    )
+    sub = parser.add_subparsers(dest="kind", required=True)
+    for command in SUBCOMMANDS:
+        command.add_arguments(sub.add_parser(command.name, help=command.help, allow_abbrev=False))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    (command,) = [c for c in SUBCOMMANDS if c.name == args.kind]
     try:
-        config = config_from_args(args)
-        if args.access_log:
-            logging.basicConfig(level=logging.INFO)
-        asyncio.run(serve(args.kind, config))
+        return command.run(args)
     except (ValueError, FaultError) as exc:
         print(f"renderers-mock: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "add_config_flags", "build_parser", "config_from_args", "main", "serve"]

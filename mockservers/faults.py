@@ -1,41 +1,61 @@
-"""Fault specifications: what a mock server should do wrong, and for how many requests.
+"""Faults: what a mock server should do wrong, for how many requests, and the code that does it.
 
-A fault is data (a ``FaultSpec``), set three ways: globally from the CLI/config, at runtime through
-``POST /_mock/faults`` (or a handle's ``set_faults``), or per request with an ``x-mock-fault`` header. The header
-takes either a JSON object or the short form ``key=value; key=value`` (a bare key means ``true``)::
+A fault is data (a ``FaultSpec``), set three ways under the same field names: globally (``MockConfig.faults``,
+``--faults`` on the command line), at runtime through ``POST /_mock/faults`` (or a handle's ``set_faults``), or per
+request with an ``x-mock-fault`` header. The header and the flag take either a JSON object or the short form
+``key=value; key=value`` (a bare key means ``true``)::
 
     x-mock-fault: status=503; fail_first=2
     x-mock-fault: reset
     x-mock-fault: {"status": 429, "body": {"error": "slow down"}}
     x-mock-fault: completion_ids=missing; logprobs=engine-only
+
+Two kinds of fault, each applied in one place of this module:
+
+* transport faults (``status``, ``delay_s``, ``hang``, ``reset``, ``invalid_json``, ``truncate``) replace or break the
+  whole response: ``respond_with_fault`` runs the handler (or not) around them;
+* content faults (``completion_ids``, ``logprobs``) edit the token ids and logprob lists of a built response:
+  ``apply_content_fault`` is the one function both mocks call on each object that carries them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import socket
+import struct
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
+from aiohttp import web
 
-COMPLETION_IDS_MODES = ("present", "empty", "missing")
-LOGPROBS_MODES = ("match", "mismatch", "engine-only", "chat-only")
+CompletionIdsMode = Literal["present", "empty", "missing"]
+LogprobsMode = Literal["match", "mismatch", "engine-only", "chat-only"]
+FaultSource = Literal["none", "global", "header"]
+LogprobsSource = Literal["engine", "chat"]
+COMPLETION_IDS_MODES: tuple[str, ...] = get_args(CompletionIdsMode)
+LOGPROBS_MODES: tuple[str, ...] = get_args(LogprobsMode)
 FAULT_HEADER = "x-mock-fault"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class FaultError(ValueError):
-    """A fault specification that cannot be understood."""
+    """A fault specification that cannot be understood; the message names the field and the value."""
 
 
 @dataclass(frozen=True)
 class FaultSpec:
     """What to do wrong. Every field's default means "behave normally"."""
 
-    completion_ids: str = "present"
+    completion_ids: CompletionIdsMode = "present"
     """Dynamo ``nvext`` completion ids (vLLM: ``choices[].token_ids``): present, empty (``[]``) or missing."""
-    logprobs: str = "match"
+    logprobs: LogprobsMode = "match"
     """match; mismatch (logprob lists one shorter than the ids); engine-only / chat-only (Dynamo: one source only)."""
     status: int | None = None
     """Answer with this HTTP status instead of the real response."""
@@ -57,49 +77,54 @@ class FaultSpec:
 
     def __post_init__(self) -> None:
         if self.completion_ids not in COMPLETION_IDS_MODES:
-            raise FaultError(f"completion_ids must be one of {', '.join(COMPLETION_IDS_MODES)}")
+            raise FaultError(
+                f"completion_ids must be one of {', '.join(COMPLETION_IDS_MODES)}, got {self.completion_ids!r}"
+            )
         if self.logprobs not in LOGPROBS_MODES:
-            raise FaultError(f"logprobs must be one of {', '.join(LOGPROBS_MODES)}")
+            raise FaultError(f"logprobs must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs!r}")
         if self.status is not None and not 100 <= self.status <= 599:
-            raise FaultError("status must be an HTTP status code (100-599)")
+            raise FaultError(f"status must be an HTTP status code (100-599), got {self.status!r}")
         if self.delay_s < 0:
-            raise FaultError("delay_s must be >= 0")
+            raise FaultError(f"delay_s must be >= 0, got {self.delay_s!r}")
         if self.fail_first is not None and self.fail_first < 0:
-            raise FaultError("fail_first must be >= 0")
+            raise FaultError(f"fail_first must be >= 0, got {self.fail_first!r}")
 
     @property
     def is_noop(self) -> bool:
-        return self == _NOOP
+        return self == NO_FAULT
 
     @property
     def breaks_transport(self) -> bool:
         """Whether the fault replaces the response (as opposed to editing its content)."""
         return self.status is not None or self.hang or self.reset or self.invalid_json or self.truncate
 
+    @property
+    def edits_content(self) -> bool:
+        """Whether ``apply_content_fault`` changes anything."""
+        return self.completion_ids != "present" or self.logprobs != "match"
+
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from normal behaviour."""
-        default = FaultSpec()
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
+            if getattr(self, f.name) != getattr(NO_FAULT, f.name)
         }
+
+    def merged(self, changes: Mapping[str, Any]) -> FaultSpec:
+        """A copy with some fields changed, coerced and checked like ``from_mapping``."""
+        return FaultSpec.from_mapping({**self.to_dict(), **changes})
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FaultSpec:
-        names = {f.name for f in dataclasses.fields(cls)}
-        aliases = {"delay": "delay_s", "completion-ids": "completion_ids", "invalid-json": "invalid_json"}
-        aliases |= {"fail-first": "fail_first"}
+        """Build from field names (the ``/_mock/faults`` body, a parsed header); values may be strings."""
+        names = [f.name for f in dataclasses.fields(cls)]
         kwargs: dict[str, Any] = {}
-        for raw_key, value in data.items():
-            key = aliases.get(raw_key, raw_key)
+        for key, value in data.items():
             if key not in names:
-                raise FaultError(f"unknown fault {raw_key!r}; known: {', '.join(sorted(names))}")
+                raise FaultError(f"unknown fault {key!r}; known: {', '.join(sorted(names))}")
             kwargs[key] = _coerce(key, value)
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:  # pragma: no cover - guarded by _coerce
-            raise FaultError(str(exc)) from exc
+        return cls(**kwargs)
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -111,10 +136,12 @@ class FaultSpec:
             try:
                 data = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                raise FaultError(f"fault JSON does not parse: {exc}") from exc
-            if not isinstance(data, dict):
-                raise FaultError("fault JSON must be an object")
+                raise FaultError(f"fault JSON does not parse: {exc}: {text!r}") from exc
+            if not isinstance(data, dict):  # pragma: no cover - a text starting with "{" is an object or invalid
+                raise FaultError(f"fault JSON must be an object, got {text!r}")
             return cls.from_mapping(data)
+        if text.startswith("["):
+            raise FaultError(f"fault JSON must be an object, got {text!r}")
         pairs: dict[str, Any] = {}
         for part in text.replace(",", ";").split(";"):
             part = part.strip()
@@ -126,66 +153,101 @@ class FaultSpec:
 
 
 def _coerce(key: str, value: Any) -> Any:
-    try:
-        if key in ("hang", "reset", "invalid_json", "truncate"):
-            if isinstance(value, str):
-                if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                    raise FaultError(f"{key} must be a boolean")
-                return value.lower() in ("1", "true", "yes", "on")
-            if not isinstance(value, bool):
-                raise FaultError(f"{key} must be a boolean")
+    """A header/JSON value as the field's type; ``FaultError`` names the field and the value otherwise."""
+    if key in ("hang", "reset", "invalid_json", "truncate"):
+        if isinstance(value, bool):
             return value
-        if key in ("status", "fail_first"):
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise FaultError(f"{key} must be an integer")
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise FaultError(f"{key} must be a boolean, got {value!r}")
+    if key in ("status", "fail_first"):
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
-        if key == "delay_s":
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise FaultError("delay_s must be a number")
+        raise FaultError(f"{key} must be an integer, got {value!r}")
+    if key == "delay_s":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise FaultError(f"delay_s must be a number, got {value!r}")
+        try:
             return float(value)
-        if key in ("completion_ids", "logprobs"):
-            if not isinstance(value, str):
-                raise FaultError(f"{key} must be a string")
-            return value
-        if key == "body" and isinstance(value, str) and value[:1] in ("{", "["):
-            try:
-                return orjson.loads(value)
-            except orjson.JSONDecodeError:
-                return value
-    except ValueError as exc:
-        if isinstance(exc, FaultError):
-            raise
-        raise FaultError(f"bad value for {key}: {value!r}") from exc
+        except ValueError:
+            raise FaultError(f"delay_s must be a number, got {value!r}") from None
+    if key in ("completion_ids", "logprobs") and not isinstance(value, str):
+        raise FaultError(f"{key} must be a string, got {value!r}")
+    if key == "body" and isinstance(value, str) and value[:1] in ("{", "["):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(value)
     return value
 
 
-_NOOP = FaultSpec()
-NO_FAULT = _NOOP
+NO_FAULT = FaultSpec()
 """The spec of a request without a fault (shared: a ``FaultSpec`` is immutable)."""
 
 
+# ---- content faults --------------------------------------------------------------------------------------------
+def apply_content_fault(
+    fault: FaultSpec,
+    obj: dict[str, Any],
+    *,
+    ids_key: str | None = None,
+    logprobs_key: str | None = None,
+    source: LogprobsSource | None = None,
+) -> None:
+    """Edit one response object in place: the token ids at ``obj[ids_key]`` and the logprobs at ``obj[logprobs_key]``
+    (a list, or an object whose ``content`` is the list).
+
+    ``completion_ids``: ``empty`` empties both (an empty completion has no logprobs either), ``missing`` removes the
+    ids. ``logprobs``: ``mismatch`` drops the last logprob; ``engine-only`` / ``chat-only`` remove the logprobs of
+    the other ``source`` (the chat's become ``null``, the engine's key goes away). ``source=None``: a server with one
+    logprob source (vLLM), where only ``mismatch`` applies.
+    """
+    if ids_key is not None and ids_key in obj:
+        if fault.completion_ids == "empty":
+            obj[ids_key] = []
+        elif fault.completion_ids == "missing":
+            del obj[ids_key]
+    if logprobs_key is None or obj.get(logprobs_key) is None:
+        return
+    if (source, fault.logprobs) in (("chat", "engine-only"), ("engine", "chat-only")):
+        if source == "chat":
+            obj[logprobs_key] = None
+        else:
+            del obj[logprobs_key]
+        return
+    holder: Any = obj[logprobs_key]
+    key: Any = logprobs_key
+    if isinstance(holder, dict):
+        key = "content"
+    else:
+        holder = obj
+    values = holder.get(key)
+    if not isinstance(values, list) or not values:
+        return
+    if fault.completion_ids == "empty":
+        holder[key] = []
+    elif fault.logprobs == "mismatch":
+        holder[key] = values[:-1]
+
+
+# ---- choosing the fault of a request ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Decision:
     """The fault chosen for one request, after ``fail_first`` counting."""
 
     spec: FaultSpec
-    source: str  # "none" | "global" | "header"
-    attempt: int  # 1-based count of requests seen under this spec
+    source: FaultSource
+    attempt: int
+    """1-based count of requests seen under this spec."""
 
     @property
     def active(self) -> FaultSpec:
         """The spec to apply now: transport failures drop out once ``fail_first`` is used up."""
         if self.spec.fail_first is not None and self.attempt > self.spec.fail_first:
             return dataclasses.replace(
-                self.spec,
-                status=None,
-                hang=False,
-                reset=False,
-                invalid_json=False,
-                truncate=False,
-                fail_first=None,
+                self.spec, status=None, hang=False, reset=False, invalid_json=False, truncate=False, fail_first=None
             )
         if self.spec.fail_first is not None and not self.spec.breaks_transport:
             return dataclasses.replace(self.spec, status=503)
@@ -199,6 +261,9 @@ class Decision:
     @property
     def applied(self) -> bool:
         return not self.active.is_noop
+
+
+_NO_DECISION = Decision(NO_FAULT, "none", 0)
 
 
 class FaultState:
@@ -230,14 +295,13 @@ class FaultState:
 
     def decide(self, header: str | None) -> Decision:
         """Pick the fault for one request. Raises ``FaultError`` for an unparsable header."""
+        source: FaultSource
         if header is not None and header.strip():
-            spec = FaultSpec.parse(header)
-            source = "header"
+            spec, source = FaultSpec.parse(header), "header"
         else:
-            spec = self._global
-            source = "global"
+            spec, source = self._global, "global"
         if spec.is_noop:
-            return _NO_DECISION if spec is _NOOP else Decision(spec, "none", 0)
+            return _NO_DECISION if spec is NO_FAULT else Decision(spec, "none", 0)
         key = (source, orjson.dumps(spec.to_dict(), option=orjson.OPT_SORT_KEYS).decode())
         with self._lock:
             attempt = self._counters.get(key, 0) + 1
@@ -245,4 +309,84 @@ class FaultState:
         return Decision(spec, source, attempt)
 
 
-_NO_DECISION = Decision(_NOOP, "none", 0)
+# ---- transport faults ------------------------------------------------------------------------------------------
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorFactory = Callable[..., web.Response]
+
+
+class Dropped(Exception):
+    """The fault closed the connection: there is no response to send. ``outcome`` is what the journal records."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def reset_connection(request: web.Request) -> None:
+    """Close the client's connection with a TCP RST (SO_LINGER 0), no HTTP response."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _hang(request: web.Request, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while request.transport is not None and not request.transport.is_closing() and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the socket
+        await asyncio.sleep(0.05)
+
+
+def _status_response(spec: FaultSpec, error: ErrorFactory) -> web.Response:
+    assert spec.status is not None
+    if spec.body is None:
+        return error(spec.status, f"mock fault: HTTP {spec.status}")
+    if isinstance(spec.body, str | bytes):
+        text = spec.body.encode() if isinstance(spec.body, str) else spec.body
+        return web.Response(body=text, status=spec.status, content_type="application/json")
+    return web.Response(body=orjson.dumps(spec.body), status=spec.status, content_type="application/json")
+
+
+async def _truncated(request: web.Request, resp: web.Response) -> web.StreamResponse:
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    out = web.StreamResponse(status=resp.status, headers={"Content-Type": resp.content_type})
+    out.content_length = len(body)
+    await out.prepare(request)
+    await out.write(body[: len(body) // 2])
+    reset_connection(request)
+    raise Dropped("truncated")
+
+
+async def respond_with_fault(
+    request: web.Request, spec: FaultSpec, handler: Handler, error: ErrorFactory, hang_max_s: float
+) -> web.StreamResponse:
+    """The response to ``request`` under the transport faults of ``spec`` (content faults are the handler's).
+
+    Raises ``Dropped`` when the fault closes the connection instead of answering.
+    """
+    if spec.delay_s:
+        await asyncio.sleep(spec.delay_s)
+    if spec.hang:
+        await _hang(request, hang_max_s)
+        reset_connection(request)
+        raise Dropped("hang")
+    if spec.reset:
+        reset_connection(request)
+        raise Dropped("reset")
+    if spec.status is not None:
+        return _status_response(spec, error)
+    result = await handler(request)
+    if isinstance(result, web.Response) and not result.prepared:
+        if spec.invalid_json:
+            body = result.body if isinstance(result.body, bytes) else b"{}"
+            return web.Response(
+                body=b'{"mock": "invalid json", ' + body[: max(len(body) // 2, 1)],
+                status=200,
+                content_type="application/json",
+            )
+        if spec.truncate:
+            return await _truncated(request, result)
+    return result

@@ -1,4 +1,5 @@
-"""Request validation helpers shared by both mocks (vLLM/pydantic-flavoured and Dynamo/serde-flavoured messages)."""
+"""Request checks both mocks share: ``RequestError`` (a refused request), token-id range checks, the context-length
+message. Each server's own rules live in its ``rules`` module."""
 
 from __future__ import annotations
 
@@ -11,26 +12,21 @@ import numpy.typing as npt
 class RequestError(Exception):
     """A request the server refuses; carries the status and the pieces of the error envelope."""
 
-    def __init__(self, status: int, message: str, type_: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str | None = None,
+        param: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type_
         self.param = param
-
-
-def pydantic_error(kind: str, loc: str, msg: str, value: Any, ctx: dict[str, Any] | None = None) -> RequestError:
-    """A 400 in vLLM's validation-error format (``N validation error(s):\\n  {...}``)."""
-    if isinstance(value, list):
-        shown: Any = f"<list of {len(value)} items>"
-    elif isinstance(value, dict):
-        shown = "<dict>"
-    else:
-        shown = value
-    detail: dict[str, Any] = {"type": kind, "loc": loc, "msg": msg, "input": shown}
-    if ctx:
-        detail["ctx"] = ctx
-    return RequestError(400, f"1 validation error:\n  {detail!r}", "Bad Request", loc)
+        self.details = details
+        """Extra envelope field some servers add (Dynamo: ``{"backend_status": 500}`` on a worker failure)."""
 
 
 def is_int(value: Any) -> bool:

@@ -54,6 +54,12 @@ def splice(obj: Any, replacements: Sequence[tuple[str, Sequence[bytes]]]) -> byt
     never pass through the JSON encoder. A placeholder may occur any number of times (Dynamo puts the same routed
     object in ``nvext`` and in ``engine_data``), or not at all.
     """
+    return b"".join(splice_parts(obj, replacements))
+
+
+def splice_parts(obj: Any, replacements: Sequence[tuple[str, Sequence[bytes]]]) -> list[bytes | memoryview]:
+    """``splice`` without the final join: the body as pieces in order (views of orjson's text and the given
+    pieces), for a server that writes them one by one instead of copying a large body into one buffer first."""
     body = orjson.dumps(obj)
     found = []
     for marker, pieces in replacements:
@@ -63,7 +69,7 @@ def splice(obj: Any, replacements: Sequence[tuple[str, Sequence[bytes]]]) -> byt
             found.append((at, at + len(quoted), pieces))
             at = body.find(quoted, at + len(quoted))
     if not found:
-        return body
+        return [body]
     found.sort(key=lambda x: x[0])
     view = memoryview(body)
     out: list[bytes | memoryview] = []
@@ -73,4 +79,4 @@ def splice(obj: Any, replacements: Sequence[tuple[str, Sequence[bytes]]]) -> byt
         out.extend(pieces)
         last = end
     out.append(view[last:])
-    return b"".join(out)
+    return out

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
-from mockservers.base import STATE, MockState
-from mockservers.config import MockConfig
+from mockservers.app import STATE, MockState, bind_site
+from mockservers.config import MockConfig, ServerKind
 from mockservers.faults import FaultSpec
-
-Kind = Literal["vllm", "dynamo"]
 
 
 def create_app(kind: str, config: MockConfig) -> web.Application:
@@ -39,7 +37,7 @@ class MockServer:
 
     __test__ = False
 
-    def __init__(self, kind: Kind | str, config: MockConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, kind: ServerKind | str, config: MockConfig | None = None, **overrides: Any) -> None:
         base = config or MockConfig()
         self.kind = kind
         self.config = base.replace(**overrides) if overrides else base
@@ -82,20 +80,7 @@ class MockServer:
             self._stopped.set()
 
     async def _serve(self) -> None:
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            access_log=_access_logger() if self.config.access_log else None,
-            shutdown_timeout=0.5,
-        )
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        self._runner, self.port = await bind_site(self.app, self.config, shutdown_timeout=0.5)
         self._ready.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -137,7 +122,7 @@ class MockServer:
         else:
             parsed = spec or FaultSpec()
         if fields:
-            parsed = FaultSpec.from_mapping({**parsed.to_dict(), **fields})
+            parsed = parsed.merged(fields)
         self.state.faults.set(parsed)
         return parsed
 
@@ -155,9 +140,3 @@ class MockServer:
     def reset(self) -> None:
         self.clear_faults()
         self.clear_journal()
-
-
-def _access_logger() -> Any:
-    import logging
-
-    return logging.getLogger("aiohttp.access")

@@ -83,13 +83,15 @@ class MockTokenizer:
         ids: list[int] = self._tok.encode(text, add_special_tokens=False).ids
         return ids
 
-    def apply_chat_template(self, messages: list[dict[str, Any]], tools: Any = None) -> list[int]:
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], tools: Any = None, add_generation_prompt: bool = True
+    ) -> list[int]:
         if self.chat_template is None:
             raise TokenizerError("the tokenizer has no chat template")
         text = _compiled(self.chat_template).render(
             messages=messages,
             tools=tools,
-            add_generation_prompt=True,
+            add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token or "",
             eos_token=self.eos_token or "",
         )

@@ -62,3 +62,32 @@ def test_missing_hypothesis_names_the_extra() -> None:
     # the equivalence check itself needs no hypothesis
     code = "import sys; sys.modules['hypothesis'] = None\nimport renderers.testing.equivalence"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
+
+
+def _start_mock(kind: str) -> tuple[subprocess.Popen[str], str]:
+    """``renderers-mock <kind>`` with no setting but a free port (the fixed default port may be taken here)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockservers", kind, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert f"renderers-mock {kind} ready: " in line, line
+    return proc, line.split()[3]
+
+
+def test_first_run_two_default_mocks_one_command() -> None:
+    """The obvious first run: both mocks with their defaults (MoE), then ``renderers-conformance`` with its
+    defaults (MoE routing expected). It passes, routing included."""
+    started = [_start_mock("vllm"), _start_mock("dynamo")]
+    try:
+        (_, vllm_url), (_, dynamo_url) = started
+        proc = _cli("--vllm", vllm_url, "--dynamo", dynamo_url, "--model", "tiny-qwen3", "--examples", "15",
+                    "--multi-turn-examples", "3")  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        routing = next(ln for ln in proc.stdout.splitlines() if ln.startswith("routed_experts "))
+        assert " PASS " in routing, routing
+        assert proc.stdout.rstrip().endswith("renderers-conformance: PASS")
+    finally:
+        for server, _ in started:
+            server.terminate()
+            server.wait(timeout=15)

@@ -103,7 +103,7 @@ HTTP_FAULTS: list[tuple[str, type[RenderersError], int | None]] = [
     ("reset", EngineConnectionError, None),
     ("truncate", EngineConnectionError, None),
     ("hang", EngineTimeoutError, None),
-    (f"delay={CLIENT_TIMEOUT * 2}", EngineTimeoutError, None),
+    (f"delay_s={CLIENT_TIMEOUT * 2}", EngineTimeoutError, None),
 ]
 
 
@@ -125,7 +125,7 @@ def test_http_faults_same_error_within_timeout(
 
 def test_short_delay_same_result(servers: Servers) -> None:
     """A delay shorter than the timeout is no fault at all: the results are equal."""
-    vllm, dynamo = run(_both(servers, CASE, MOE, f"delay={CLIENT_TIMEOUT / 4}"))
+    vllm, dynamo = run(_both(servers, CASE, MOE, f"delay_s={CLIENT_TIMEOUT / 4}"))
     assert_equivalent(vllm, dynamo)
     assert vllm.result is not None
 

@@ -28,16 +28,20 @@ LAX = "real-dynamo-1.6.1/mocker-lax-validation"
 SAMPLE = "real-dynamo-1.6.1/sample-backend"
 DV = "real-dynamo-1.6.1/dynamo-vllm-worker"
 
-# How the recorded servers ran (eos_period=0: the random-weight models never stopped early in the recordings).
+# How the recorded servers ran (eos_period=0: the random-weight models never stopped early in the recordings;
+# moe_layers=0: the recorded tiny models are dense, while the mocks are MoE by default).
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
-    VLLM: ("vllm", {"model": "tiny", "max_model_len": 512, "vllm_profile": "vllm-0.32", "eos_period": 0}),
-    MOCKER: ("dynamo", {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "eos_period": 0}),
-    LAX: (
-        "dynamo",
-        {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "lax_validation": True},
-    ),
-    SAMPLE: ("dynamo", {"model": "models/tiny-qwen3", "max_model_len": 2048, "dynamo_backend": "sample"}),
-    DV: ("dynamo", {"model": "tiny", "max_model_len": 512, "dynamo_backend": "vllm", "eos_period": 0}),
+    folder: (kind, {"moe_layers": 0, **settings})
+    for folder, (kind, settings) in {
+        VLLM: ("vllm", {"model": "tiny", "max_model_len": 512, "vllm_profile": "vllm-0.32", "eos_period": 0}),
+        MOCKER: ("dynamo", {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "eos_period": 0}),
+        LAX: (
+            "dynamo",
+            {"model": "tiny-qwen3", "max_model_len": 1024, "dynamo_backend": "mocker", "lax_validation": True},
+        ),
+        SAMPLE: ("dynamo", {"model": "models/tiny-qwen3", "max_model_len": 2048, "dynamo_backend": "sample"}),
+        DV: ("dynamo", {"model": "tiny", "max_model_len": 512, "dynamo_backend": "vllm", "eos_period": 0}),
+    }.items()
 }
 
 EXCLUDED: dict[str, str] = {

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pytest
 
-from mockservers import routing, vllm
-from mockservers.base import MockState
+from mockservers import routing
+from mockservers.app import MockState
 from mockservers.config import MockConfig
 from mockservers.engine import SamplingParams
+from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
+from mockservers.vllm import responses, rules
+from mockservers.vllm.app import vllm_error
 
 
 @pytest.fixture(scope="module")
 def state() -> MockState:
-    return MockState("vllm", MockConfig(), vllm.vllm_error)
+    return MockState("vllm", MockConfig(), vllm_error)
 
 
 @pytest.mark.parametrize("profile", ["prime-rl", "vllm-0.32"])
@@ -30,8 +35,8 @@ def state() -> MockState:
 )
 def test_fast_logprobs_equal_the_dicts(state: MockState, profile: str, params: SamplingParams) -> None:
     c = state.engine.generate([2302, 84, 326, 81, 198], params)
-    builder = vllm._logprobs_032 if profile == "vllm-0.32" else vllm._logprobs_prime
-    assert vllm.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
+    builder = responses._logprobs_032 if profile == "vllm-0.32" else responses._logprobs_prime
+    assert responses.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
 
 
 def test_splice_puts_each_piece_where_its_placeholder_was() -> None:
@@ -71,9 +76,55 @@ def test_bulk_id_validation_reports_the_first_bad_id(state: MockState, ids: list
             expected = f"body.token_ids.{i}"
             break
     with pytest.raises(RequestError) as err:
-        vllm.parse_generate(_body(ids), state)
+        rules.parse_generate(_body(ids), state)
     if expected is None:
         first_oov = next(t for t in ids if isinstance(t, int) and t >= 2304)
         assert err.value.message == f"Token id {first_oov} is out of vocabulary"
     else:
         assert err.value.param == expected
+
+
+@pytest.mark.parametrize("n_logprobs", [None, 0, 1])
+@pytest.mark.parametrize("n", [1, 3])
+def test_small_body_equals_the_encoded_object(n_logprobs: int | None, n: int) -> None:
+    """The small-response bytes are exactly orjson's encoding of the response object (dense prime-rl mock)."""
+    dense = MockState("vllm", MockConfig(moe_layers=0), vllm_error)
+    ids = [2302, 84, 326, 81, 198]
+    params = [SamplingParams(max_tokens=16, seed=5, choice_index=i) for i in range(n)]
+    completions = [dense.engine.generate(ids, p) for p in params]
+    sampling: dict[str, object] = {"max_tokens": 16}
+    call = responses.GenerateCall(ids, sampling, params, n_logprobs, None, 'generate-tokens-a"b', False, False, False)
+    small = responses.small_body(dense, call, completions, NO_FAULT)
+    obj, spliced = responses.build_response(dense, call, completions, NO_FAULT)
+    assert small is not None
+    assert small == orjson.dumps(obj)
+    assert not spliced
+    assert responses.small_body(state_moe(), call, completions, NO_FAULT) is None  # MoE: routing goes in
+
+
+def state_moe() -> MockState:
+    return MockState("vllm", MockConfig(moe_layers=2), vllm_error)
+
+
+def test_large_body_written_in_pieces_equals_the_joined_body(mock_server_factory: Any) -> None:
+    """Above 1 MB the mock writes the body piece by piece; the bytes are the ones the joined path sends (a request
+    with a no-op fault header takes the joined path)."""
+    import urllib.request
+
+    server = mock_server_factory("vllm", moe_layers=48, moe_top_k=8, max_model_len=8192)
+    body = orjson.dumps(
+        {"token_ids": [5, 6, 7], "sampling_params": {"max_tokens": 3000, "ignore_eos": True, "logprobs": 1}}
+    )
+
+    def fetch(extra: dict[str, str]) -> bytes:
+        headers = {"Content-Type": "application/json", "X-Request-Id": "same", **extra}
+        req = urllib.request.Request(server.url + "/inference/v1/generate", data=body, headers=headers)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.status == 200
+            return resp.read()
+
+    pieces, joined = fetch({}), fetch({"x-mock-fault": "delay_s=0"})
+    assert len(pieces) > 1 << 20
+    assert pieces == joined
+    doc = orjson.loads(pieces)
+    assert doc["choices"][0]["routed_experts"]["shape"] == [3002, 48, 8]

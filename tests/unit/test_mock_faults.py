@@ -58,7 +58,7 @@ def test_parse_header_syntax() -> None:
     assert FaultSpec.parse("reset") == FaultSpec(reset=True)
     assert FaultSpec.parse('{"status": 429, "body": {"e": 1}}') == FaultSpec(status=429, body={"e": 1})
     assert FaultSpec.parse("completion_ids=missing, logprobs=engine-only").logprobs == "engine-only"
-    assert FaultSpec.parse("delay=0.5").delay_s == 0.5
+    assert FaultSpec.parse("delay_s=0.5").delay_s == 0.5
     for bad in ("nonsense", "status=abc", "logprobs=sometimes", "status=42", "[1]"):
         with pytest.raises(FaultError):
             FaultSpec.parse(bad)
@@ -103,7 +103,7 @@ def test_global_status_with_custom_body(mock_vllm: MockServer) -> None:
 
 def test_delay(mock_vllm: MockServer) -> None:
     t0 = time.monotonic()
-    assert gen(mock_vllm, {"x-mock-fault": "delay=0.3"})[0] == 200
+    assert gen(mock_vllm, {"x-mock-fault": "delay_s=0.3"})[0] == 200
     assert time.monotonic() - t0 >= 0.3
 
 

@@ -77,6 +77,7 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_completions_tokens",
             "dyn_skip_special",
             "dyn_too_long",
+            "dyn_n3",
         )
     },
     **{
@@ -85,7 +86,22 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     },
     **{
         f"real-dynamo-1.6.1/mocker/{n}": (EngineHTTPError, "dynamo")
-        for n in ("dyn_bad_model", "dyn_ready", "dyn_unk_foo", "dyn_unk_return_token_ids", "dyn_unk_spaces")
+        for n in (
+            "dyn_bad_model",
+            "dyn_ready",
+            "dyn_unk_foo",
+            "dyn_unk_return_token_ids",
+            "dyn_unk_spaces",
+            "dyn_serde_type_error",
+            "dyn_serde_missing_messages",
+            "dyn_serde_nvext_type",
+            "dyn_messages_empty",
+            "dyn_stream_options_no_stream",
+            "dyn_functions_deprecated",
+            "dyn_no_max_tokens",
+            "dyn_top_p_zero",
+            "dyn_oov_token_data",
+        )
     },
     **{
         f"real-dynamo-1.6.1/mocker-lax-validation/{n}": (MissingCompletionIdsError, "dynamo")

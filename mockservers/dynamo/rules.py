@@ -1,0 +1,1022 @@
+"""Dynamo 1.6.1 frontend request rules for ``POST /v1/chat/completions``, as tables a reader can check against the
+source (``lib/llm/src/protocols/openai/chat_completions.rs``, ``common_ext.rs``, ``validate.rs``,
+``protocols/common/extensions.rs``, the ``dynamo_protocols`` request types) and the real 1.6.1 frontend.
+
+A body goes through the same four stages as in the frontend, and the first refusal wins:
+
+1. **Deserialization** (``serde.py``; HTTP 400 ``Failed to deserialize the JSON body into the target type: ...``).
+   ``NvCreateChatCompletionRequest`` has named fields (``NAMED_FIELDS``: typed while the body is read, errors point
+   into the value) and flattens ``inner`` (``INNER_FIELDS``, the OpenAI request) and ``common`` (``COMMON_FIELDS``),
+   which are buffered and typed after the closing ``}`` in that order (errors point at the end of the body); keys of
+   neither land in ``unsupported_fields``. ``nvext`` is a ``deny_unknown_fields`` struct (``NVEXT_FIELDS``).
+2. **``stream_options``** without ``stream: true`` (the HTTP service's check, before ``validate``).
+3. **``validate()``** (``VALIDATION``, in the order ``ValidateRequest::validate`` runs them; ``Validation: ...``).
+4. **The model and the worker**: an unknown model is 404 ``Model not found``; the mocker worker needs a token
+   budget, and refuses ids outside its vocabulary (``Invalid request``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+
+from mockservers.app import MockState
+from mockservers.dynamo.serde import Member, Scanner, SerdeError, invalid_type, location, one_of, rust_f32, to_f32
+from mockservers.engine import SamplingParams, mix64
+from mockservers.protocol import RequestError, context_error, ids_in_range, is_int
+
+DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
+
+# ---- 1. deserialization: field -> serde type ------------------------------------------------------------------
+# A type is a name: "bool", "u8", "u32", "u64", "i32", "i64", "f32", "f64", "string", "value" (anything), "map"
+# (HashMap<String, Value>), "seq:<type>" (Vec), or one of the named shapes checked in ``_check`` (``TYPES``).
+REQUIRED = ("messages", "model")
+"""Required fields of the OpenAI request, in declaration order (the order serde reports them missing)."""
+
+INNER_FIELDS: dict[str, str] = {
+    "messages": "messages",
+    "model": "string",
+    "store": "bool",
+    "reasoning_effort": "enum:reasoning_effort",
+    "metadata": "value",
+    "frequency_penalty": "f32",
+    "logit_bias": "map",
+    "logprobs": "bool",
+    "top_logprobs": "u8",
+    "max_tokens": "u32",
+    "max_completion_tokens": "u32",
+    "n": "u8",
+    "modalities": "seq:enum:modality",
+    "prediction": "prediction",
+    "audio": "audio",
+    "presence_penalty": "f32",
+    "response_format": "response_format",
+    "seed": "i64",
+    "service_tier": "enum:service_tier",
+    "stop": "stop",
+    "stream": "bool",
+    "stream_options": "stream_options",
+    "temperature": "f32",
+    "top_p": "f32",
+    "tools": "seq:struct:ChatCompletionTool",
+    "tool_choice": "tool_choice",
+    "parallel_tool_calls": "bool",
+    "user": "string",
+    "function_call": "function_call",
+    "functions": "seq:struct:ChatCompletionFunctions",
+    "web_search_options": "struct:WebSearchOptions",
+    "prompt_cache_key": "string",
+}
+"""``dynamo_protocols::types::CreateChatCompletionRequest`` (flattened as ``inner``)."""
+
+COMMON_FIELDS: dict[str, str] = {
+    "ignore_eos": "bool",
+    "min_tokens": "u32",
+    "top_k": "i32",
+    "min_p": "f32",
+    "repetition_penalty": "f32",
+    "include_stop_str_in_output": "bool",
+    "skip_special_tokens": "bool",
+    "guided_json": "value",
+    "guided_regex": "string",
+    "guided_grammar": "string",
+    "guided_choice": "seq:string",
+    "guided_decoding_backend": "string",
+    "guided_whitespace_pattern": "string",
+    "prompt_logprobs": "u32",
+    "add_generation_prompt": "bool",
+    "continue_final_message": "bool",
+    "mm_processor_kwargs": "value",
+}
+"""``CommonExt`` (flattened as ``common``): vLLM-style sampling knobs at the top level."""
+
+NAMED_FIELDS: dict[str, str] = {
+    "nvext": "nvext",
+    "chat_template_args": "map",
+    "thinking": "value",
+    "media_io_kwargs": "value",
+    "return_tokens_as_token_ids": "bool",
+}
+"""Fields of ``NvCreateChatCompletionRequest`` itself, typed while the body is read."""
+ALIASES = {"chat_template_kwargs": "chat_template_args"}
+
+NVEXT_FIELDS: dict[str, str] = {
+    "greed_sampling": "bool",
+    "use_raw_prompt": "bool",
+    "annotations": "seq:string",
+    "backend_instance_id": "u64",
+    "token_data": "seq:u32",
+    "max_thinking_tokens": "u32",
+    "cache_salt": "string",
+    "extra_fields": "seq:string",
+    "metadata_upload": "metadata_upload",
+    "prefill_worker_id": "u64",
+    "decode_worker_id": "u64",
+    "dp_rank": "u32",
+    "prefill_dp_rank": "u32",
+    "agent_hints": "agent_hints",
+    "request_timestamp_ms": "f64",
+    "routing_constraints": "struct:RoutingConstraints",
+    "router": "router",
+}
+"""``NvExt`` (``#[serde(deny_unknown_fields)]``), in declaration order (the order its unknown-field error lists)."""
+NVEXT_TRIMMED = "routed_experts_prompt_start"
+"""Accepted (u32) only by the ``trimmed`` mock mode, which models a frontend that honours it."""
+AGENT_HINTS_FIELDS = {"priority": "i32", "strict_priority": "u32", "osl": "u32", "speculative_prefill": "bool"}
+AGENT_HINTS_FIELDS |= {"latency_sensitivity": "f64"}
+ROUTER_FIELDS = {"ttft_target": "f64", "itl_target": "f64"}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
+    "modality": ("text", "audio"),
+    "tool_type": ("function",),
+}
+ROLES = ("developer", "system", "user", "assistant", "tool", "function")
+ROLE_REQUIRED = {
+    "developer": ("content",),
+    "system": ("content",),
+    "user": ("content",),
+    "assistant": (),
+    "tool": ("content", "tool_call_id"),
+    "function": ("content", "name"),
+}
+CONTENT_ENUMS = {
+    "developer": "ChatCompletionRequestDeveloperMessageContent",
+    "system": "ChatCompletionRequestSystemMessageContent",
+    "user": "ChatCompletionRequestUserMessageContent",
+    "assistant": "ChatCompletionRequestAssistantMessageContent",
+    "tool": "ChatCompletionRequestToolMessageContent",
+}
+SYSTEM_WITHOUT_CONTENT = (
+    "missing field `content`: a system message needs `content` unless it declares non-empty Kimi-style `tools`"
+)
+TOOL_CHOICES = ("none", "auto", "required")
+PREDICTIONS = ("content",)
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
+"""The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
+MAX_STOP_SEQUENCES = 32
+INT_RANGES = {
+    "u8": (0, 2**8),
+    "u32": (0, 2**32),
+    "u64": (0, 2**64),
+    "i32": (-(2**31), 2**31),
+    "i64": (-(2**63), 2**63),
+}
+EXPECTING = {"bool": "a boolean", "string": "a string", "map": "a map", "f32": "f32", "f64": "f64"}
+
+PASSTHROUGH: tuple[tuple[str, str, str], ...] = (
+    ("cache_salt", "string", "`cache_salt` must be a string"),
+    ("stop_token_ids", "seq:u32", "`stop_token_ids` must be an array of token IDs"),
+    ("detokenize", "bool", "`detokenize` must be a boolean"),
+    ("allowed_token_ids", "seq:u32", "`allowed_token_ids` must be an array of token IDs"),
+    ("bad_words_token_ids", "seq:seq:u32", "`bad_words_token_ids` must be an array of token ID arrays"),
+    ("logprob_token_ids", "seq:u32", "`logprob_token_ids` must be an array of token IDs"),
+)
+"""``PASSTHROUGH_EXTRA_FIELDS``: keys outside the request types that are still accepted, each checked (null passes)."""
+
+
+class Refusal(Exception):
+    """A deserialization error: serde's ``detail`` and where it is reported (``at`` a byte offset, or at the end of
+    the body when ``at`` is None)."""
+
+    def __init__(self, detail: str, at: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.at = at
+
+
+def _int_ok(kind: str, value: Any) -> bool:
+    low, high = INT_RANGES[kind]
+    return is_int(value) and low <= value < high
+
+
+def check(kind: str, value: Any) -> str | None:
+    """serde's error for ``value`` read as an ``Option<kind>`` (None: accepted). A ``Refusal`` carries its own
+    position (the named shapes that read field by field)."""
+    if value is None:
+        return None
+    return check_present(kind, value)
+
+
+def check_present(kind: str, value: Any) -> str | None:
+    if kind == "value":
+        return None
+    if kind in INT_RANGES:
+        if _int_ok(kind, value):
+            return None
+        if is_int(value) and -(2**63) <= value < 2**64:
+            return f"invalid value: integer `{value}`, expected {kind}"
+        return invalid_type(value, kind)
+    if kind in ("f32", "f64"):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else invalid_type(value, kind)
+    if kind == "bool":
+        return None if isinstance(value, bool) else invalid_type(value, "a boolean")
+    if kind == "string":
+        return None if isinstance(value, str) else invalid_type(value, "a string")
+    if kind == "map":
+        return None if isinstance(value, dict) else invalid_type(value, "a map")
+    if kind.startswith("seq:"):
+        if not isinstance(value, list):
+            return invalid_type(value, "a sequence")
+        inner = kind[4:]
+        if inner == "u32" and ids_in_range(value, 2**32):
+            return None
+        for item in value:
+            problem = check_present(inner, item)
+            if problem:
+                return problem
+        return None
+    if kind.startswith("enum:"):  # externally tagged, unit variants
+        variants = ENUMS[kind[5:]]
+        if isinstance(value, str):
+            return variant(value, variants)[1]
+        if not isinstance(value, dict):
+            return invalid_type(value, "string or map")
+        if len(value) != 1:
+            return "invalid value: map, expected map with a single key"
+        ((tag, content),) = value.items()
+        return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
+    if kind.startswith("struct:"):
+        if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
+            return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
+        return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
+    return SHAPES[kind](value)
+
+
+def variant(tag: Any, variants: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """A tag read as serde reads an enum's variant identifier: a name, or an unsigned integer as the variant's index.
+    Returns (the variant, the error)."""
+    if isinstance(tag, str):
+        if tag in variants:
+            return tag, None
+        return None, f"unknown variant `{tag}`, expected {one_of(variants)}"
+    if is_int(tag) and 0 <= tag < 2**64:
+        if tag < len(variants):
+            return variants[tag], None
+        return None, f"invalid value: integer `{tag}`, expected variant index 0 <= i < {len(variants)}"
+    return None, invalid_type(tag, "variant identifier")
+
+
+def _stop(value: Any) -> str | None:
+    ok = isinstance(value, str) or (
+        isinstance(value, list)
+        and (all(isinstance(s, str) for s in value) or (bool(value) and ids_in_range(value, 2**32)))
+    )
+    return None if ok else "data did not match any variant of untagged enum Stop"
+
+
+def _stream_options(value: Any) -> str | None:
+    """``{include_usage, continuous_usage_stats}``, both optional; a sequence is read positionally."""
+    if isinstance(value, list):
+        for item in value[:2]:
+            problem = check("bool", item)
+            if problem:
+                return problem
+        return f"invalid length {len(value)}, expected 2 elements in sequence" if len(value) > 2 else None
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct ChatCompletionStreamOptions")
+    return check("bool", value.get("include_usage")) or check("bool", value.get("continuous_usage_stats"))
+
+
+def _audio(value: Any) -> str | None:
+    """``ChatCompletionAudio {voice, format}``; a sequence is read positionally, ``voice`` first."""
+    if isinstance(value, list):
+        if value and not isinstance(value[0], str):
+            return "data did not match any variant of untagged enum ChatCompletionAudioVoice"
+        if len(value) < 2:
+            return f"invalid length {len(value)}, expected struct ChatCompletionAudio with 2 elements"
+        return None
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct ChatCompletionAudio")
+    for name in ("voice", "format"):
+        if name not in value:
+            return f"missing field `{name}`"
+    return None
+
+
+def _prediction(value: Any) -> str | None:
+    """Adjacently tagged (``type`` + ``content``), one variant ``content``; a sequence is read as [tag, content]."""
+    what = "adjacently tagged enum PredictionContent"
+    if isinstance(value, list):
+        if not value:
+            return f"invalid length 0, expected {what}"
+        problem = variant(value[0], PREDICTIONS)[1]
+        if problem or len(value) < 2:
+            return problem or f"invalid length 1, expected {what}"
+        return None
+    if not isinstance(value, dict):
+        return invalid_type(value, what)
+    if "type" not in value:
+        return "missing field `type`"
+    return variant(value["type"], PREDICTIONS)[1] or (None if "content" in value else "missing field `content`")
+
+
+class AtEnd(str):
+    """A serde detail reported after the value (a struct's missing field), not where the value starts."""
+
+
+def _metadata_upload(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return invalid_type(value, "struct MetadataUpload")
+    return None if "url" in value else AtEnd("missing field `url`")
+
+
+def _function_call(value: Any) -> str | None:
+    ok = value in ("none", "auto") or (isinstance(value, dict) and isinstance(value.get("name"), str))
+    return None if ok else "data did not match any variant of untagged enum ChatCompletionFunctionCall"
+
+
+def _tool_choice(value: Any) -> str | None:
+    """Untagged: ``none`` / ``auto`` / ``required``, or ``{"type": "function", "function": {"name": ...}}``."""
+    function = value.get("function") if isinstance(value, dict) else None
+    named = isinstance(function, dict) and isinstance(function.get("name"), str) and value.get("type") == "function"
+    ok = value in TOOL_CHOICES or named
+    return None if ok else "data did not match any variant of untagged enum ChatCompletionToolChoiceOption"
+
+
+def _response_format(value: Any) -> str | None:
+    """Internally tagged on ``type``; from a sequence, the first element is the tag."""
+    if isinstance(value, list):
+        if not value:
+            return "missing field `type`"
+        kind, problem = variant(value[0], RESPONSE_FORMATS)
+        if problem or kind != "json_schema":
+            return problem
+        return "invalid length 1, expected struct variant ResponseFormat::JsonSchema with 1 element"
+    if not isinstance(value, dict):
+        return invalid_type(value, "internally tagged enum ResponseFormat")
+    if "type" not in value:
+        return "missing field `type`"
+    kind, problem = variant(value["type"], RESPONSE_FORMATS)
+    if problem:
+        return problem
+    if kind == "json_schema" and "json_schema" not in value:
+        return "missing field `json_schema`"
+    return None
+
+
+def _text_parts(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value
+    )
+
+
+def _messages(value: Any) -> str | None:
+    """``Vec<ChatCompletionRequestMessage>``: an internally tagged enum on ``role`` (serde calls it ``Wire``)."""
+    if not isinstance(value, list):
+        return invalid_type(value, "a sequence")
+    for message in value:
+        if not isinstance(message, dict):
+            return invalid_type(message, "internally tagged enum Wire")
+        if "role" not in message:
+            return "missing field `role`"
+        role, problem = variant(message["role"], ROLES)
+        if problem or role is None:
+            return problem
+        if role == "system" and message.get("content") is None:
+            return SYSTEM_WITHOUT_CONTENT
+        for name in ROLE_REQUIRED[role]:
+            if name not in message:
+                return f"missing field `{name}`"
+        content = message.get("content")
+        if role in CONTENT_ENUMS and not (
+            isinstance(content, str) or _text_parts(content) or (content is None and role == "assistant")
+        ):
+            return f"data did not match any variant of untagged enum {CONTENT_ENUMS[role]}"
+    return None
+
+
+SHAPES: dict[str, Callable[[Any], str | None]] = {
+    "stop": _stop,
+    "stream_options": _stream_options,
+    "tool_choice": _tool_choice,
+    "response_format": _response_format,
+    "messages": _messages,
+    "audio": _audio,
+    "prediction": _prediction,
+    "function_call": _function_call,
+    "metadata_upload": _metadata_upload,
+}
+
+
+# ---- the streamed part: named fields and nvext, with positions ------------------------------------------------
+def _struct(value: Any, fields: dict[str, str], name: str, spans: list[Member] | None) -> None:
+    """A ``deny_unknown_fields`` struct read from the body: unknown or repeated keys, then each field's type, in the
+    order of its keys. Raises ``Refusal`` at the key or the value (``spans``: the members as read; None: not known yet,
+    and ``_NeedSpans`` asks for a scan)."""
+    if not isinstance(value, dict):
+        raise Refusal(invalid_type(value, f"struct {name}"))
+    members: Iterable[tuple[str, Any]] = value.items() if spans is None else ((m.key, m.value) for m in spans)
+    seen: set[str] = set()
+    for i, (key, item) in enumerate(members):
+        if key not in fields:
+            _raise_at(spans, i, "key", f"unknown field `{key}`, expected {one_of(tuple(fields))}")
+        if key in seen:
+            _raise_at(spans, i, "key", f"duplicate field `{key}`")
+        seen.add(key)
+        kind = fields[key]
+        if kind == "agent_hints" or kind == "router":
+            sub = AGENT_HINTS_FIELDS if kind == "agent_hints" else ROUTER_FIELDS
+            label = "AgentHints" if kind == "agent_hints" else "RouterParams"
+            if item is None:
+                continue
+            try:
+                _struct(item, sub, label, None if spans is None else _sub_members(spans[i]))
+            except Refusal as exc:
+                if exc.at is None:
+                    _raise_at(spans, i, "value", exc.detail)
+                raise
+            continue
+        problem = check(kind, item)
+        if problem:
+            _raise_at(spans, i, "value", problem, problem)
+
+
+class _NeedSpans(Exception):
+    """A streamed-field error whose byte position needs a scan of the body."""
+
+
+def _raise_at(spans: list[Member] | None, i: int, where: str, detail: str, value: Any = None) -> None:
+    if spans is None:
+        raise _NeedSpans
+    member = spans[i]
+    if where == "key":
+        raise Refusal(detail, member.key_end)
+    raise Refusal(detail, _value_error_at(member, value))
+
+
+def _value_error_at(member: Member, value: Any) -> int:
+    """Where serde_json reports a value of the wrong type: after a scalar, before the opening bracket of a sequence
+    or a map (serde_json peeks it and refuses without reading on)."""
+    if isinstance(value, AtEnd):
+        return member.end
+    return member.start if isinstance(member.value, list | dict) else member.end
+
+
+def _sub_members(member: Member) -> list[Member] | None:
+    return member.children
+
+
+def read_streamed(raw: bytes, body: dict[str, Any] | None, state: MockState) -> Scanned | None:
+    """The named fields in body order (``nvext`` field by field), as serde reads them; ``Refusal`` for the first
+    error. ``body`` is orjson's parse (fast path, no positions): tried first. Otherwise (or to place an error) the
+    body is scanned, syntax errors included, and its top-level members (duplicates kept) are returned."""
+    nvext_fields = _nvext_fields(state)
+    if body is not None:
+        try:
+            _streamed(body.items(), None, nvext_fields)
+            return None
+        except _NeedSpans:
+            pass
+    scanner = Scanner(raw)
+    top: list[Member] = []
+    syntax: SerdeError | None = None
+    trailing: SerdeError | None = None
+    end = len(raw)
+    try:
+        c = scanner.skip_ws()
+        if c == ord("["):
+            raise Refusal(invalid_type([], "struct NvCreateChatCompletionRequest"), scanner.pos)
+        if c != ord("{"):
+            value = scanner.value()
+            raise Refusal(invalid_type(value, "struct NvCreateChatCompletionRequest"), scanner.pos)
+        for member in scanner.keys(top):
+            if ALIASES.get(member.key, member.key) == "nvext" and scanner.skip_ws() == ord("{"):
+                children: list[Member] = []
+                member.children = children
+                member.value = {}
+                _scan_struct(scanner, children, nvext_fields)
+                member.value = {m.key: m.value for m in children}
+            else:
+                member.value = scanner.value()
+            member.end = scanner.pos
+        end = scanner.pos
+        try:
+            scanner.end()
+        except SerdeError as exc:
+            trailing = exc  # reported after the buffered fields are typed
+    except SerdeError as exc:
+        syntax = exc
+    try:
+        _streamed(((m.key, m.value) for m in top), top, nvext_fields)
+    except Refusal as exc:
+        if syntax is None or (exc.at is not None and exc.at <= syntax.pos):
+            raise
+    if syntax is not None:
+        raise Refusal(syntax.detail, syntax.pos)
+    return Scanned(top, trailing, end)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A body read by the scanner: its top-level members as sent, and a ``trailing characters`` error to report once
+    the buffered fields are typed."""
+
+    members: list[Member]
+    trailing: SerdeError | None
+    end: int
+    """Where the top-level object ended (the buffered fields' errors are reported there)."""
+
+
+def _scan_struct(scanner: Scanner, children: list[Member], fields: dict[str, str]) -> None:
+    """Read a struct's members into ``children`` one by one, nested ``agent_hints``/``router`` objects included."""
+    for member in scanner.keys(children):
+        key = member.key
+        if fields.get(key) in ("agent_hints", "router") and scanner.skip_ws() == ord("{"):
+            sub: list[Member] = []
+            member.children = sub
+            sub_fields = AGENT_HINTS_FIELDS if fields[key] == "agent_hints" else ROUTER_FIELDS
+            _scan_struct(scanner, sub, sub_fields)
+            member.value = {m.key: m.value for m in sub}
+        elif fields.get(key, "").startswith("seq:") and scanner.skip_ws() == ord("["):
+            member.value = _scan_seq(scanner, fields[key][4:], member)
+        else:
+            member.value = scanner.value()
+        member.end = scanner.pos
+
+
+def _scan_seq(scanner: Scanner, kind: str, member: Member) -> list[Any]:
+    """A sequence whose elements are typed as they are read: the first bad element is reported right after it
+    (before the bracket of a nested sequence or map)."""
+
+    def typed(item: Any, start: int) -> None:
+        problem = check_present(kind, item)
+        if problem:
+            raise SerdeError(problem, start if isinstance(item, list | dict) else scanner.pos)
+
+    return scanner.array(typed)
+
+
+def _nvext_fields(state: MockState) -> dict[str, str]:
+    if state.config.routed_experts_mode == "trimmed":
+        return {**NVEXT_FIELDS, NVEXT_TRIMMED: "u32"}
+    return NVEXT_FIELDS
+
+
+def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvext_fields: dict[str, str]) -> None:
+    seen: set[str] = set()
+    for i, (key, value) in enumerate(items):
+        name = ALIASES.get(key, key)
+        kind = NAMED_FIELDS.get(name)
+        if kind is None:
+            continue
+        if name in seen:
+            _raise_at(spans, i, "key", f"duplicate field `{name}`")
+        seen.add(name)
+        if value is None:
+            continue
+        if kind == "nvext":
+            try:
+                _struct(value, nvext_fields, "NvExt", None if spans is None else _sub_members(spans[i]))
+            except Refusal as exc:
+                if exc.at is None:
+                    _raise_at(spans, i, "value", exc.detail, value)
+                raise
+            continue
+        problem = check(kind, value)
+        if problem:
+            _raise_at(spans, i, "value", problem, problem)
+
+
+# ---- the buffered part: the flattened OpenAI request and CommonExt ---------------------------------------------
+def read_flattened(body: dict[str, Any], entries: Sequence[tuple[str, Any]] | None) -> None:
+    """``inner`` then ``common`` from the buffered entries (body order; ``entries``: every key and value as sent,
+    repeats included, when the body was scanned). ``Refusal`` (at the end of the body) for the first error."""
+    order = list(body.items()) if entries is None else entries
+    for table, required in ((INNER_FIELDS, REQUIRED), (COMMON_FIELDS, ())):
+        seen: set[str] = set()
+        for key, value in order:
+            if key not in table:
+                continue
+            if key in seen:
+                raise Refusal(f"duplicate field `{key}`")
+            seen.add(key)
+            problem = check(table[key], value) if key not in required else check_present(table[key], value)
+            if problem:
+                raise Refusal(problem)
+        for name in required:
+            if name not in body:
+                raise Refusal(f"missing field `{name}`")
+
+
+def _repeats(raw: bytes, body: dict[str, Any]) -> bool:
+    """Whether a key of the body or of its ``nvext`` may be repeated (orjson keeps the last; serde refuses some
+    repeats): a cheap count of each key's JSON text, confirmed by a scan when it says yes."""
+    nvext = body.get("nvext")
+    keys = [*body, *(nvext if isinstance(nvext, dict) else ())]
+    return any(raw.count(orjson.dumps(k)) > 1 for k in keys)
+
+
+# ---- 3. validate(): the Validation table -------------------------------------------------------------------
+def _f32_outside(value: Any, low: float, high: float) -> bool:
+    return value is not None and not low <= to_f32(value) <= high
+
+
+def _unsupported(body: dict[str, Any], lax: bool) -> str | None:
+    if not lax:
+        unknown = [
+            k
+            for k in body
+            if k not in INNER_FIELDS and k not in COMMON_FIELDS and ALIASES.get(k, k) not in NAMED_FIELDS
+        ]
+        unknown = sorted(k for k in unknown if k not in _PASSTHROUGH_NAMES)  # the frontend: hash-map order
+        if unknown:
+            return "Unsupported parameter(s): " + ", ".join(f"`{k}`" for k in unknown)
+    for name, kind, message in PASSTHROUGH:
+        if check(kind, body.get(name)):
+            return message
+    return None
+
+
+_PASSTHROUGH_NAMES = frozenset(name for name, _, _ in PASSTHROUGH)
+
+
+def _logit_bias(body: dict[str, Any]) -> str | None:
+    for token, bias in (body.get("logit_bias") or {}).items():
+        if not (token.isascii() and token.isdigit() and int(token) < 2**32):
+            return "Logit bias key must be a non-negative 32-bit integer token id"
+        if isinstance(bias, bool) or not isinstance(bias, int | float):
+            return f"Logit bias value for token '{token}' must be a number, got {_value_debug(bias)}"
+        if not -100 <= to_f32(bias) <= 100:
+            return f"Logit bias for token '{token}' must be between -100 and 100, got {rust_f32(bias)}"
+    return None
+
+
+def _value_debug(value: Any) -> str:
+    """``serde_json::Value``'s ``{:?}`` for the values a logit bias can wrongly hold."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return f"Bool({str(value).lower()})"
+    if isinstance(value, str):
+        return f"String({orjson.dumps(value).decode()})"
+    if isinstance(value, list):
+        return "Array " + repr(value)
+    return "Object " + repr(value)
+
+
+MAX_TOKENS_LIMIT = 1048576
+
+
+def _token_budget(label: str, value: int | None) -> str | None:
+    if value == 0:
+        return f"{label} must be greater than 0, got 0"
+    if value is not None and value > MAX_TOKENS_LIMIT:
+        return f"{label} must not exceed {MAX_TOKENS_LIMIT}, got {value}"
+    return None
+
+
+class Bare(str):
+    """A ``validate()`` message the 1.6.1 frontend sends without the ``Validation: `` prefix."""
+
+
+def _stop_problem(stop: Any) -> str | None:
+    if isinstance(stop, str):
+        return "Stop sequence cannot be empty" if stop == "" else None
+    if isinstance(stop, list):
+        if not stop:
+            return "Stop sequences array cannot be empty"
+        what = "stop token IDs" if isinstance(stop[0], int) else "stop sequences"
+        if len(stop) > MAX_STOP_SEQUENCES:
+            return Bare(f"Maximum of {MAX_STOP_SEQUENCES} {what} allowed, got {len(stop)}")
+        for i, s in enumerate(stop):
+            if s == "":
+                return f"Stop sequence at index {i} cannot be empty"
+    return None
+
+
+def _completion_ids_single_choice(body: dict[str, Any]) -> str | None:
+    nvext = body.get("nvext") or {}
+    n = body.get("n")
+    if n is not None and n > 1 and "completion_token_ids" in (nvext.get("extra_fields") or ()):
+        return '`nvext.extra_fields=["completion_token_ids"]` requires exactly one generated choice'
+    return None
+
+
+def _n_temperature(body: dict[str, Any]) -> str | None:
+    n = body.get("n")
+    temperature = body.get("temperature")
+    t = to_f32(temperature) if temperature is not None else 1.0
+    if n is not None and n > 1 and t == 0.0:
+        return (
+            "When n > 1, temperature must be greater than 0 to ensure diverse outputs. "
+            f"Got n={n}, temperature={rust_f32(t)}"
+        )
+    return None
+
+
+Rule = Callable[[dict[str, Any], bool], str | None]
+VALIDATION: tuple[tuple[str, Rule], ...] = (
+    ("unsupported / passthrough fields", _unsupported),
+    (
+        "chat_template_args",
+        lambda b, _: (
+            "`chat_template` is not supported inside `chat_template_args`"
+            if "chat_template" in (b.get("chat_template_args") or b.get("chat_template_kwargs") or {})
+            else None
+        ),
+    ),
+    ("model", lambda b, _: "Model cannot be empty" if not b["model"].strip() else None),
+    (
+        "frequency_penalty",
+        lambda b, _: (
+            f"Frequency penalty must be between -2 and 2, got {rust_f32(b['frequency_penalty'])}"
+            if _f32_outside(b.get("frequency_penalty"), -2, 2)
+            else None
+        ),
+    ),
+    ("logit_bias", lambda b, _: _logit_bias(b)),
+    (
+        "top_logprobs",
+        lambda b, _: (
+            f"Top_logprobs must be between 0 and 20, got {b['top_logprobs']}"
+            if (b.get("top_logprobs") or 0) > 20
+            else None
+        ),
+    ),
+    ("max_tokens", lambda b, _: _token_budget("Max tokens", b.get("max_tokens"))),
+    ("max_completion_tokens", lambda b, _: _token_budget("Max completion tokens", b.get("max_completion_tokens"))),
+    (
+        "n",
+        lambda b, _: (
+            f"n must be between 1 and 128, got {b['n']}" if b.get("n") is not None and not 1 <= b["n"] <= 128 else None
+        ),
+    ),
+    ("n / nvext.extra_fields", lambda b, _: _completion_ids_single_choice(b)),
+    (
+        "presence_penalty",
+        lambda b, _: (
+            f"Presence penalty must be between -2 and 2, got {rust_f32(b['presence_penalty'])}"
+            if _f32_outside(b.get("presence_penalty"), -2, 2)
+            else None
+        ),
+    ),
+    ("stop", lambda b, _: _stop_problem(b.get("stop"))),
+    (
+        "temperature",
+        lambda b, _: (
+            f"Temperature must be between 0 and 2, got {rust_f32(b['temperature'])}"
+            if _f32_outside(b.get("temperature"), 0, 2)
+            else None
+        ),
+    ),
+    (
+        "top_p",
+        lambda b, _: (
+            f"Top_p must be between 0 and 1, got {rust_f32(b['top_p'])}"
+            if b.get("top_p") is not None and not 0 < to_f32(b["top_p"]) <= 1
+            else None
+        ),
+    ),
+    (
+        "tools",
+        lambda b, _: (
+            "tools array cannot be empty; omit the field entirely to disable tool use" if b.get("tools") == [] else None
+        ),
+    ),
+    (
+        "tool_choice",
+        lambda b, _: (
+            'tool_choice is "required" but tools is empty'
+            if b.get("tool_choice") == "required" and not b.get("tools")
+            else None
+        ),
+    ),
+    (
+        "user",
+        lambda b, _: "User ID cannot be empty" if isinstance(b.get("user"), str) and not b["user"].strip() else None,
+    ),
+    (
+        "repetition_penalty",
+        lambda b, _: (
+            f"Repetition penalty must be between 0 and 2, got {rust_f32(b['repetition_penalty'])}"
+            if b.get("repetition_penalty") is not None and not 0 < to_f32(b["repetition_penalty"]) <= 2
+            else None
+        ),
+    ),
+    (
+        "min_p",
+        lambda b, _: (
+            f"Min_p must be between 0 and 1, got {rust_f32(b['min_p'])}" if _f32_outside(b.get("min_p"), 0, 1) else None
+        ),
+    ),
+    (
+        "top_k",
+        lambda b, _: (
+            "Top_k must be null or greater than or equal to -1"
+            if b.get("top_k") is not None and b["top_k"] < -1
+            else None
+        ),
+    ),
+    ("n / temperature", lambda b, _: _n_temperature(b)),
+    (
+        "continue_final_message",
+        lambda b, _: (
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+            if b.get("continue_final_message") is True and b.get("add_generation_prompt") is not False
+            else None
+        ),
+    ),
+)
+"""``ValidateRequest::validate`` for chat, in its order; each rule returns the text after ``Validation: ``."""
+
+
+def _thinking(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, dict):
+        return "`thinking` must be a boolean or an object with `type` set to `enabled`, `disabled`, or `adaptive`"
+    if value.get("type") not in ("enabled", "disabled", "adaptive"):
+        return "`thinking.type` must be `enabled`, `disabled`, or `adaptive`"
+    return None
+
+
+MESSAGES_EMPTY = "The 'messages' field cannot be empty. At least one message is required."
+STREAM_OPTIONS_WITHOUT_STREAM = "The 'stream_options' field is only allowed when 'stream' is set to true."
+MOCKER_NEEDS_MAX_TOKENS = "`max_output_tokens` (or `max_tokens`) is required by the mocker worker"
+
+
+# ---- the whole request ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A request the frontend accepts: the body, its ``nvext``, the prompt ids and the sampling parameters."""
+
+    body: dict[str, Any]
+    nvext: dict[str, Any]
+    prompt: list[int]
+    params: SamplingParams
+
+
+def worker_id(state: MockState) -> int:
+    """The id of the one worker behind the mock frontend (``nvext`` may route to it by id)."""
+    return mix64(state.config.seed ^ 0x5EED) | (1 << 63)
+
+
+def _bad(message: str) -> RequestError:
+    return RequestError(400, message)
+
+
+def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
+    """Stage 1: the body as serde reads it, or ``RequestError`` with serde's text and position."""
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    scanned = None
+    try:
+        fast = isinstance(body, dict) and not _repeats(raw, body)
+        if fast:
+            try:
+                read_streamed(raw, body, state)
+                read_flattened(body, None)
+                return cast(dict[str, Any], body)
+            except Refusal:
+                pass  # read it again as serde does, numbers included, to word and place the error
+        scanned = read_streamed(raw, None, state)
+        entries = None
+        if scanned is not None:  # the entries as sent, and the body when orjson refused one serde accepts
+            entries = [(m.key, m.value) for m in scanned.members]
+            if not isinstance(body, dict):
+                body = dict(entries)
+        read_flattened(body, entries)
+        if scanned is not None and scanned.trailing is not None:
+            raise Refusal(scanned.trailing.detail, scanned.trailing.pos)
+    except Refusal as exc:
+        at = exc.at
+        if at is None:
+            at = scanned.end if scanned is not None else len(raw.rstrip(b" \t\r\n"))
+        raise _bad(f"{DESERIALIZE}{exc.detail} {location(raw, at)}") from None
+    return cast(dict[str, Any], body)
+
+
+def validate(body: dict[str, Any], state: MockState) -> None:
+    """Stages 2 and 3: the HTTP service's checks (``messages`` not empty, ``stream_options`` only with ``stream``),
+    then ``validate()``. A ``Bare`` message goes out without the ``Validation: `` prefix."""
+    thinking = _thinking(body.get("thinking"))  # normalize_reasoning_template_args runs first
+    if thinking:
+        raise _bad("Validation: " + thinking)
+    for name, instead in (("function_call", "tool_choice"), ("functions", "tools")):
+        if body.get(name) is not None:
+            message = f"Validation: `{name}` is deprecated. Please migrate to use `{instead}` instead."
+            raise RequestError(501, message, "Not Implemented")
+    if not body["messages"]:
+        raise _bad("Validation: " + MESSAGES_EMPTY)
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise _bad("Validation: " + STREAM_OPTIONS_WITHOUT_STREAM)
+    lax = state.config.lax_validation
+    for _, rule in VALIDATION:
+        problem = rule(body, lax)
+        if problem:
+            raise _bad(problem if isinstance(problem, Bare) else "Validation: " + problem)
+
+
+def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
+    """All four stages for ``/v1/chat/completions``; ``RequestError`` for a request the real frontend refuses."""
+    body = deserialize(raw, state)
+    validate(body, state)
+    if body["model"] != state.config.model:
+        raise RequestError(404, "Model not found")
+    nvext = body.get("nvext") or {}
+    wid = worker_id(state)
+    routed = any(nvext.get(k) not in (None, wid) for k in ("backend_instance_id", "decode_worker_id"))
+    if routed or nvext.get("dp_rank") is not None:
+        raise _bad("Invalid request")  # no such worker or data-parallel rank (the mock runs one worker, no ranks)
+    no_budget = body.get("max_tokens") is None and body.get("max_completion_tokens") is None
+    if state.config.dynamo_backend == "mocker" and no_budget:
+        raise _bad(MOCKER_NEEDS_MAX_TOKENS)
+    token_data = nvext.get("token_data")
+    prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
+    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
+
+
+def _flatten_content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _prompt_from_messages(body: dict[str, Any], state: MockState) -> list[int]:
+    messages = [{**m, "content": _flatten_content(m.get("content"))} for m in body["messages"]]
+    generation_prompt = body.get("add_generation_prompt") is not False
+    return state.tokenizer.apply_chat_template(messages, body.get("tools"), generation_prompt)
+
+
+def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], state: MockState) -> SamplingParams:
+    vocab = state.tokenizer.vocab_size
+    if not ids_in_range(prompt, vocab):
+        raise _bad("Invalid request")  # the worker refuses an id outside its vocabulary
+    room = state.max_model_len - len(prompt)
+    if room < 1:
+        if state.config.dynamo_backend == "mocker":  # the mocker worker fails; the frontend reports a 500
+            raise RequestError(500, "Internal server error", details={"backend_status": 500})
+        raise _bad(context_error(len(prompt), state.max_model_len))
+    asked = body.get("max_completion_tokens")
+    if asked is None:
+        asked = body.get("max_tokens")
+    budget = min(asked if asked is not None else room, room)
+    temperature = float(body["temperature"]) if body.get("temperature") is not None else 1.0
+    if nvext.get("greed_sampling") is True:
+        temperature = 0.0
+    seed = body.get("seed")
+    return SamplingParams(
+        max_tokens=budget,
+        temperature=temperature,
+        top_p=float(body["top_p"]) if body.get("top_p") is not None else 1.0,
+        top_k=max(int(body.get("top_k") or 0), 0),
+        seed=seed if seed is not None else state.config.seed,
+        min_tokens=min(int(body.get("min_tokens") or 0), budget),
+        stop_token_ids=frozenset(body.get("stop_token_ids") or ()),
+        ignore_eos=body.get("ignore_eos") is True,
+    )
+
+
+# ---- /v1/completions (the mock's subset; not part of the differential suite) ------------------------------------
+def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
+    """``/v1/completions``: a string prompt or one list of token ids, unstreamed, with the chat request's sampling
+    fields and ``nvext``."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(f"{DESERIALIZE}{exc}") from None
+    if not isinstance(body, dict):
+        raise _bad(f"{DESERIALIZE}invalid type: {type(body).__name__}, expected struct NvCreateCompletionRequest")
+    for name in ("model", "prompt"):
+        if name not in body:
+            raise _bad(f"{DESERIALIZE}missing field `{name}`")
+    nvext = body.get("nvext")
+    if nvext is not None:
+        try:
+            _struct(nvext, _nvext_fields(state), "NvExt", None)
+        except (Refusal, _NeedSpans):
+            raise _bad(f"{DESERIALIZE}invalid nvext: {orjson.dumps(nvext).decode()}") from None
+    for key, kind in (("logprobs", "u8"), *((k, v) for k, v in COMMON_FIELDS.items())):
+        problem = check(kind, body.get(key))
+        if problem:
+            raise _bad(f"{DESERIALIZE}{key}: {problem}")
+    if body.get("stream") is True:
+        raise RequestError(501, "the mock serves /v1/completions without streaming only", "Not Implemented")
+    if body["model"] != state.config.model:
+        raise RequestError(404, "Model not found")
+    nvext = nvext or {}
+    raw_prompt = body["prompt"]
+    if isinstance(raw_prompt, str):
+        prompt = state.tokenizer.encode(raw_prompt)
+    elif isinstance(raw_prompt, list) and all(is_int(t) for t in raw_prompt):
+        prompt = raw_prompt
+    else:
+        raise _bad(f"Validation: the mock accepts a string prompt or one list of token ids, got {raw_prompt!r}")
+    if nvext.get("token_data") is not None:
+        prompt = list(nvext["token_data"])
+    if math.isnan(float(body.get("temperature") or 0)):  # pragma: no cover - JSON has no NaN
+        raise _bad("Validation: temperature is NaN")
+    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))

