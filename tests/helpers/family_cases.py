@@ -144,9 +144,10 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         folder=lambda: otc_dir("qwen-3.5"),
         conversations=qwen35_conversations(),
     ),
-    # DeepSeek V3 (0324 and later: the R1 layout with tool calls), TRL's verbatim template on V3's vocabulary.
-    "deepseek_v3": FamilyCase(
-        family="deepseek_v3",
+    # TRL's verbatim deepseekv3.jinja (DeepSeek-R1's template, the layout V3-0324 and later use, with tool calls)
+    # on V3's vocabulary: the peer's DeepSeekV3Renderer targets this one.
+    "deepseek_r1": FamilyCase(
+        family="deepseek_r1",
         tokenizer=lambda: otc_tokenizer("deepseek-v3", "deepseekv3"),
         ours=lambda tok: DeepSeekRenderer(tok, variant="r1"),
         peer_module="deepseek_v3",

@@ -9,9 +9,33 @@ vocabulary and whose probes render like the tokenizer's own template wins.
 from __future__ import annotations
 
 from renderers.families import deepseek, glm, gpt_oss, llama3, minimax_m2, qwen3, qwen3_5
+from renderers.families.deepseek import DeepSeekRenderer
+from renderers.families.glm import Glm45Renderer, Glm47Renderer, Glm51Renderer, Glm52Renderer
+from renderers.families.gpt_oss import GptOssRenderer
+from renderers.families.llama3 import Llama3Renderer
+from renderers.families.minimax_m2 import MiniMaxM2Renderer
+from renderers.families.qwen3 import Qwen3Renderer
+from renderers.families.qwen3_5 import Qwen35Renderer, Qwen36Renderer
 from renderers.families.registry import Family, Probe, Verdict
 
-__all__ = ["FAMILIES", "Family", "Probe", "Verdict", "family_named"]
+__all__ = [
+    "FAMILIES",
+    "DeepSeekRenderer",
+    "Family",
+    "Glm45Renderer",
+    "Glm47Renderer",
+    "Glm51Renderer",
+    "Glm52Renderer",
+    "GptOssRenderer",
+    "Llama3Renderer",
+    "MiniMaxM2Renderer",
+    "Probe",
+    "Qwen3Renderer",
+    "Qwen35Renderer",
+    "Qwen36Renderer",
+    "Verdict",
+    "family_named",
+]
 
 # Order matters only where vocabularies overlap: the more specific template first.
 FAMILIES: tuple[Family, ...] = (
