@@ -158,6 +158,18 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         conversations=conversations(text_with(DEEPSEEK_MARKERS), "str").map(typed_calls),
         completion_after_prompt=False,
     ),
+    # DeepSeek V3.1 (its own tool-call syntax, thinking off by default): no peer renderer; in the multi-turn rollouts.
+    "deepseek_v3_1": FamilyCase(
+        family="deepseek_v3_1",
+        tokenizer=lambda: otc_tokenizer("deepseek-v3.1"),
+        ours=lambda tok: DeepSeekRenderer(tok, variant="v3.1"),
+        peer_module=None,
+        peer_class=None,
+        args_form="str",
+        special=DEEPSEEK_MARKERS,
+        folder=lambda: otc_dir("deepseek-v3.1"),
+        completion_after_prompt=False,
+    ),
     "minimax_m2": FamilyCase(
         family="minimax_m2",
         tokenizer=minimax_m2_tokenizer,
