@@ -2,13 +2,14 @@
 
 Per family (``tests/helpers/family_cases.py``), with its real tokenizer and template:
 
-- render a 40-turn conversation of about 32k tokens (system, then user / assistant-with-reasoning-and-a-tool-call /
-  tool rounds): the native ``render()`` (ids with per-token attribution) against ``apply_chat_template(tokenize=
-  True)`` (ids only) and the peer's ``render()``. The native renderer caches the encoding of each stretch of text
-  between special tokens (``renderers.families.segments``), which is what a multi-turn rollout re-renders turn after
-  turn; "cold cache" clears that cache before every call, so it pays the same full tokenizer pass as the template;
-- parse a completion of about 4k tokens (reasoning, content, two tool calls) with the native ``parse_response`` and
-  the peer's;
+- render a 40-turn conversation of about 32k tokens (system, then rounds of user / assistant with reasoning and a
+  tool call / tool result / assistant answer with reasoning): the native ``render()`` (ids with per-token
+  attribution) against ``apply_chat_template(tokenize=True)`` (ids only) and the peer's ``render()``. The native
+  renderer caches the encoding of each stretch of text between special tokens (``renderers.families.segments``),
+  which is what a multi-turn rollout re-renders turn after turn; "cold cache" clears that cache before every call,
+  so it pays the same full tokenizer pass as the template;
+- parse a completion of about 4k tokens (reasoning and a tool call) with the native ``parse_response`` and the
+  peer's;
 - ``bridge_to_next_turn`` appending one tool result after a 32k-token history and after a 2k-token one: the cost
   must follow the new tokens, not the history.
 """
@@ -45,15 +46,17 @@ def _args(case: Any, rng: random.Random, words: int) -> Any:
 
 
 def conversation(case: Any, words: int, turns: int = 40, seed: int = 7) -> list[Message]:
-    """``turns`` messages after a system prompt: user, assistant (reasoning + content + tool call), tool, ..."""
+    """``turns`` messages after a system prompt: user, assistant (reasoning + tool call), tool, assistant answer, ..."""
     rng = random.Random(seed)
     msgs: list[Message] = [{"role": "system", "content": _text(rng, words)}]
     while len(msgs) < turns + 1:
+        # A tool round (reasoning + call, then its result) and an answer round: shapes every family's template takes
+        # (gpt-oss refuses content and reasoning both beside a call; Llama 3 takes one call per turn).
         msgs.append({"role": "user", "content": _text(rng, words)})
         msgs.append(
             {
                 "role": "assistant",
-                "content": _text(rng, words),
+                "content": "",
                 "reasoning_content": _text(rng, words),
                 "tool_calls": [
                     {"type": "function", "function": {"name": "search", "arguments": _args(case, rng, words // 4)}}
@@ -61,6 +64,7 @@ def conversation(case: Any, words: int, turns: int = 40, seed: int = 7) -> list[
             }
         )
         msgs.append({"role": "tool", "content": _text(rng, words)})
+        msgs.append({"role": "assistant", "content": _text(rng, words), "reasoning_content": _text(rng, words)})
     msgs = msgs[: turns + 1]
     while msgs[-1]["role"] == "assistant":  # end on a user or tool turn, ready for a generation prompt
         msgs.pop()
@@ -124,12 +128,11 @@ def _one_family(name: str, *, rounds: int, quick: bool, peer_ok: bool) -> tuple[
         rng = random.Random(11)
         msg: Message = {
             "role": "assistant",
-            "content": _text(rng, words),
-            "reasoning_content": _text(rng, words),
+            "content": "",
+            "reasoning_content": _text(rng, 3 * words),
             "tool_calls": [
                 {"type": "function", "function": {"name": "search", "arguments": _args(case, rng, words // 4)}}
-                for _ in range(2)
-            ],
+            ],  # one call: Llama 3 and gpt-oss take at most one per turn
         }
         rt = ours.render([{"role": "user", "content": "go"}, msg])
         return [t for t, s in zip(rt.token_ids, rt.sampled_mask, strict=True) if s]

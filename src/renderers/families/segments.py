@@ -82,7 +82,9 @@ class SegmentEncoder:
         missing = list({piece for _, piece, tid in layout if tid < 0 and piece not in cache})
         if missing:
             if len(cache) + len(missing) > self._cache_size:
+                # Start over; this text's stretches that were cached are encoded again with the rest.
                 cache = self._cache = {}
+                missing = list({piece for _, piece, tid in layout if tid < 0})
             encoded = self._backend.encode_batch(missing, add_special_tokens=False)
             for piece, enc in zip(missing, encoded, strict=True):
                 cache[piece] = self._stretch(enc)
