@@ -130,9 +130,12 @@ class RenderedTokens:
             if got != n:
                 raise ValueError(f"RenderedTokens.{name} has length {got}, expected {n} (len(token_ids))")
         n_msgs = len(self.message_roles)
-        for pos, idx in enumerate(self.message_indices):
-            if idx < -1 or (n_msgs and idx >= n_msgs):
-                raise ValueError(f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})")
+        indices = self.message_indices
+        # min/max run at C speed; the position is looked up only to name a bad entry.
+        if indices and (min(indices) < -1 or (n_msgs and max(indices) >= n_msgs)):
+            for pos, idx in enumerate(indices):
+                if idx < -1 or (n_msgs and idx >= n_msgs):
+                    raise ValueError(f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})")
 
     def __len__(self) -> int:
         return len(self.token_ids)
