@@ -58,7 +58,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, tojson
 from renderers.families.registry import Family, Probe
 from renderers.parsing import MarkerParser
@@ -245,7 +245,7 @@ class GlmRenderer(PieceRenderer):
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
         super().__init__(tokenizer)
         self.enable_thinking = enable_thinking
-        ids = {tok: self._token_id(tok) for tok in GLM_SPECIAL_TOKENS}
+        ids = self._token_ids(GLM_SPECIAL_TOKENS)
         self._ids = ids
         self.endoftext_id = ids["<|endoftext|>"]
         self.user_id = ids["<|user|>"]
@@ -297,15 +297,10 @@ class GlmRenderer(PieceRenderer):
         the new messages then start with their own role token, as a full re-render would write them. See the
         module docstring for the cases that return ``None``.
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = list(previous_completion_ids)
         stops = set(self.get_stop_token_ids())
         for pos, tok in enumerate(completion):
@@ -317,7 +312,7 @@ class GlmRenderer(PieceRenderer):
             return None
         pieces = self._message_pieces(msgs, start=0, ctx=_Context.for_history(msgs), prev_role="assistant")
         pieces.append(Piece(self._gen_prompt_text(), -1))
-        return self._bridge(prior, pieces, msgs)
+        return self._bridge(prior, pieces, roles)
 
     # ------------------------------------------------------------------ variant hooks
 

@@ -54,7 +54,7 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.gpt_oss_tools import render_tool_namespace
 from renderers.families.harmony import HarmonyIds, HarmonyParser
 from renderers.families.pieces import Piece, PieceRenderer, tojson
@@ -112,7 +112,7 @@ class GptOssRenderer(PieceRenderer):
         self.reasoning_effort = reasoning_effort
         self.model_identity = model_identity
         self.date = date
-        ids = {tok: self._token_id(tok) for tok in GPT_OSS_SPECIAL_TOKENS}
+        ids = self._token_ids(GPT_OSS_SPECIAL_TOKENS)
         self.start_id = ids["<|start|>"]
         self.end_id = ids["<|end|>"]
         self.return_id = ids["<|return|>"]
@@ -154,15 +154,10 @@ class GptOssRenderer(PieceRenderer):
 
         The completion is cut after its first ``<|call|>``. ``None`` in the cases the module docstring lists.
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         stops = (self.call_id, self.return_id, self.endoftext_id)
         cut = next((k for k, tok in enumerate(previous_completion_ids) if tok in stops), None)
         if cut is None or previous_completion_ids[cut] != self.call_id:
@@ -181,7 +176,7 @@ class GptOssRenderer(PieceRenderer):
             return None  # the template re-renders only one non-empty analysis message before a call
         pieces = self._message_pieces(msgs, offset=0, last_call=name, add_generation_prompt=True)
         pieces.append(Piece(_GEN_PROMPT, -1))
-        return self._bridge(prompt + completion, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
 

@@ -170,7 +170,7 @@ class Llama3Renderer(PieceRenderer):
         self.date_string = date_string
         self.tools_in_user_message = bool(tools_in_user_message)
         self.builtin_tools = tuple(builtin_tools) if builtin_tools is not None else None
-        ids = {tok: self._token_id(tok) for tok in LLAMA3_SPECIAL_TOKENS}
+        ids = self._token_ids(LLAMA3_SPECIAL_TOKENS)
         self.bos_id = ids["<|begin_of_text|>"]
         self.end_of_text_id = ids["<|end_of_text|>"]
         self.eot_id = ids["<|eot_id|>"]
@@ -187,8 +187,7 @@ class Llama3Renderer(PieceRenderer):
         tools: Sequence[ToolSpecLike] | None = None,
         add_generation_prompt: bool = False,
     ) -> RenderedTokens:
-        prepared, roles = _prepare(messages)
-        msgs = check_messages(prepared)
+        msgs, roles = self._checked(messages)
         ids, idx, sampled, content = self._encode_pieces(self._layout(msgs, tools, add_generation_prompt))
         return RenderedTokens(ids, idx, sampled, content, message_roles=roles)
 
@@ -199,8 +198,7 @@ class Llama3Renderer(PieceRenderer):
         tools: Sequence[ToolSpecLike] | None = None,
         add_generation_prompt: bool = False,
     ) -> str:
-        prepared, _roles = _prepare(messages)
-        msgs = check_messages(prepared)
+        msgs, _roles = self._checked(messages)
         return "".join(p.text for p in self._layout(msgs, tools, add_generation_prompt))
 
     def get_stop_token_ids(self) -> list[int]:
@@ -264,33 +262,24 @@ class Llama3Renderer(PieceRenderer):
         would write differently, e.g. other JSON spacing or an ``<|eom_id|>``/``<|eot_id|>`` other than the one
         it writes; a malformed call; text before ``<|python_tag|>``).
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        prepared, roles = _prepare(new_messages)
-        msgs = check_messages(prepared)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = self._cut(previous_completion_ids)
         expected = self._completion_turn(self.parse_response(completion))
         if expected is None or self._encode(expected) != completion:
             return None
         pieces = self._message_pieces(msgs, offset=0)
         pieces.append(Piece(_header("assistant"), -1))
-        ids, idx, _sampled, content = self._encode_pieces(pieces)
-        k = len(prompt) + len(completion)
-        return RenderedTokens(
-            token_ids=prompt + completion + ids,
-            message_indices=[-1] * k + idx,
-            sampled_mask=[False] * (k + len(ids)),
-            is_content=[False] * k + content,
-            message_roles=roles,
-        )
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
+
+    def _checked(self, messages: Sequence[Message]) -> tuple[list[CheckedMessage], list[str]]:
+        """``ipython`` messages read as ``tool`` ones (:func:`_prepare`); the roles are the caller's."""
+        prepared, roles = _prepare(messages)
+        return check_messages(prepared), roles
 
     def _cut(self, completion: Sequence[int]) -> list[int]:
         out: list[int] = []

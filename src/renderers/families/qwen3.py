@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
 from renderers.families.registry import Family, Probe
 from renderers.parsing import MarkerParser
@@ -92,7 +92,7 @@ class QwenChatRenderer(PieceRenderer):
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
         super().__init__(tokenizer)
         self.enable_thinking = enable_thinking
-        ids = {tok: self._token_id(tok) for tok in QWEN3_SPECIAL_TOKENS}
+        ids = self._token_ids(QWEN3_SPECIAL_TOKENS)
         self._ids = ids
         self.im_start_id = ids["<|im_start|>"]
         self.im_end_id = ids["<|im_end|>"]
@@ -134,23 +134,17 @@ class QwenChatRenderer(PieceRenderer):
         (``_bridge_refused``, documented on each renderer). New messages the template rejects raise ``ValueError``
         (``_check_new_messages``).
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        self._check_new_messages(msgs)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = cut_completion(previous_completion_ids, self.im_end_id, (self.endoftext_id,))
         if self._bridge_refused(prompt, completion, msgs):
             return None
         pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, last_query_index=-1, continues=True))
         pieces.extend(self._gen_prompt_pieces())
-        return self._bridge(prompt + completion, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ hooks
 
@@ -176,9 +170,6 @@ class QwenChatRenderer(PieceRenderer):
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
         raise NotImplementedError
-
-    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
-        """Raise ``ValueError`` for follow-up messages the template rejects (default: none)."""
 
     # ------------------------------------------------------------------ shared layout
 
