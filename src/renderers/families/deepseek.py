@@ -86,14 +86,13 @@ from typing import Any, Literal
 
 from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, ends_with
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import Family, Probe, check_options, tool_call
 from renderers.parsing import MarkerParser
 from renderers.types import (
     Message,
     ParsedResponse,
     ParsedToolCall,
     RenderedTokens,
-    ToolCall,
     ToolCallParseStatus,
     ToolSpecLike,
 )
@@ -498,19 +497,11 @@ def _parse_call_v31(raw: str, span: tuple[int, int]) -> ParsedToolCall:
 
 def _builder(variant: Variant) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> DeepSeekRenderer:
-        opts = dict(options)
-        thinking: bool | None = None
-        if variant == "v3.1":
-            thinking = bool(opts.pop("thinking", False))
-        if opts:
-            raise ValueError(f"chat_template_kwargs: the {_NAMES[variant]} renderer does not support {sorted(opts)}")
+        check_options(options, f"the {_NAMES[variant]} renderer", ("thinking",) if variant == "v3.1" else ())
+        thinking = bool(options.get("thinking", False)) if variant == "v3.1" else None
         return DeepSeekRenderer(tokenizer, variant=variant, thinking=thinking)
 
     return build
-
-
-def _call(name: str, args: str) -> ToolCall:
-    return {"type": "function", "function": {"name": name, "arguments": args}}
 
 
 FAMILY_R1 = Family(
@@ -530,7 +521,7 @@ FAMILY_R1 = Family(
         Probe(
             [
                 {"role": "user", "content": "Q"},
-                {"role": "assistant", "content": "", "tool_calls": [_call("probe", '{"x": 1}')]},
+                {"role": "assistant", "content": "", "tool_calls": [tool_call("probe", '{"x": 1}')]},
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
                 {"role": "assistant", "content": "A"},
@@ -582,7 +573,11 @@ FAMILY_V3_1 = Family(
                 {"role": "user", "content": "Q1"},
                 {"role": "assistant", "content": "R</think>A1"},
                 {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "", "tool_calls": [_call("probe", '{"x": 1}'), _call("p2", "{}")]},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [tool_call("probe", '{"x": 1}'), tool_call("p2", "{}")],
+                },
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
                 {"role": "assistant", "content": "A2"},

@@ -60,7 +60,7 @@ from typing import Any, ClassVar
 
 from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import Family, Probe, check_options, enable_thinking_kwargs, tool_results_probe
 from renderers.parsing import MarkerParser
 from renderers.types import (
     Message,
@@ -631,23 +631,12 @@ class Glm52Renderer(Glm51Renderer):
 
 def _builder(cls: type[GlmRenderer]) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> GlmRenderer:
-        unknown = sorted(set(options) - cls.options)
-        if unknown:
-            supported = sorted(cls.options) or "none"
-            raise ValueError(
-                f"chat_template_kwargs: {cls.__name__} does not support {unknown} (supported: {supported})"
-            )
-        for key in ("clear_thinking",):
-            if key in options and not isinstance(options[key], bool):
-                raise ValueError(f"chat_template_kwargs.{key}: expected a bool, got {options[key]!r}")
+        check_options(options, cls.__name__, cls.options, bools=("clear_thinking",))
         return cls(tokenizer, enable_thinking=enable_thinking, **options)
 
     return build
 
 
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 # Histories whose assistant turns all follow the last user message, so that no probe depends on clear_thinking.
 _PROBES = (
     Probe(
@@ -660,20 +649,7 @@ _PROBES = (
         ],
         add_generation_prompt=False,
     ),
-    Probe(
-        [
-            {"role": "user", "content": "Q"},
-            {
-                "role": "assistant",
-                "content": "",
-                "reasoning_content": "R",
-                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1, "y": "s"}}}],
-            },
-            {"role": "tool", "content": "T1"},
-            {"role": "tool", "content": "T2"},
-        ],
-        tools=_PROBE_TOOLS,
-    ),
+    tool_results_probe({"x": 1, "y": "s"}),
 )
 
 
@@ -683,7 +659,7 @@ def _family(name: str, cls: type[GlmRenderer]) -> Family:
         marker_tokens=GLM_SPECIAL_TOKENS,
         build=_builder(cls),
         probes=_PROBES,
-        template_kwargs=lambda thinking: {"enable_thinking": thinking},
+        template_kwargs=enable_thinking_kwargs,
     )
 
 

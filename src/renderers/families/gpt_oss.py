@@ -58,7 +58,7 @@ from renderers._messages import CheckedMessage
 from renderers.families.gpt_oss_tools import render_tool_namespace
 from renderers.families.harmony import HarmonyIds, HarmonyParser
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import Family, check_options, reasoning_history_probe, tool_results_probe
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
 __all__ = ["FAMILY", "GPT_OSS_SPECIAL_TOKENS", "GptOssRenderer"]
@@ -311,9 +311,7 @@ _OPTIONS = ("reasoning_effort", "model_identity")
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> GptOssRenderer:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"chat_template_kwargs: GptOssRenderer does not support {unknown} (supported: {_OPTIONS})")
+    check_options(options, "GptOssRenderer", _OPTIONS)
     return GptOssRenderer(tokenizer, **dict(options))
 
 
@@ -333,29 +331,5 @@ FAMILY = Family(
     name="gpt-oss",
     marker_tokens=GPT_OSS_SPECIAL_TOKENS,
     build=_build,
-    probes=(
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
-        Probe(
-            [
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "reasoning_content": "R",
-                    "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
-                },
-                {"role": "tool", "content": "T1"},
-            ],
-            tools=_PROBE_TOOLS,
-        ),
-    ),
+    probes=(reasoning_history_probe(), tool_results_probe({"x": 1}, results=("T1",), tools=_PROBE_TOOLS)),
 )

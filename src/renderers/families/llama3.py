@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 from renderers._messages import CheckedMessage, check_messages
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import PROBE_TOOLS, Family, Probe, check_options, tool_call
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -426,17 +426,12 @@ _OPTIONS = ("date_string", "tools_in_user_message", "builtin_tools")
 
 def _builder(variant: Variant) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Llama3Renderer:
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ValueError(f"chat_template_kwargs: Llama3Renderer does not support {unknown}")
+        check_options(options, "Llama3Renderer", _OPTIONS)
         return Llama3Renderer(tokenizer, variant=variant, enable_thinking=enable_thinking, **dict(options))
 
     return build
 
 
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 _PROBES = (
     Probe(
         [
@@ -451,11 +446,11 @@ _PROBES = (
             {"role": "user", "content": "Q"},
             {
                 "role": "assistant",
-                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
+                "tool_calls": [tool_call("probe", {"x": 1})],
             },
             {"role": "tool", "content": "T"},
         ],
-        tools=_PROBE_TOOLS,
+        tools=PROBE_TOOLS,
     ),
 )
 

@@ -53,7 +53,14 @@ from typing import Any
 
 from renderers._messages import CheckedMessage, CheckedToolCall
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import (
+    PROBE_TOOLS,
+    Family,
+    Probe,
+    check_options,
+    reasoning_history_probe,
+    tool_call,
+)
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -414,15 +421,9 @@ def _reject_system_extras(messages: Sequence[Message]) -> None:
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> MiniMaxM2Renderer:
-    unknown = sorted(set(options) - {"model_identity"})
-    if unknown:
-        raise ValueError(f"chat_template_kwargs: MiniMaxM2Renderer does not support {unknown}")
+    check_options(options, "MiniMaxM2Renderer", ("model_identity",))
     return MiniMaxM2Renderer(tokenizer, enable_thinking=enable_thinking, **dict(options))
 
-
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 
 # MiniMax M3 (``<mm:think>``, ``]<]minimax[>[`` calls) lacks ``<minimax:tool_call>``; a template with another
 # default identity or layout fails the first probe (no system message) or the second.
@@ -431,15 +432,7 @@ FAMILY = Family(
     marker_tokens=MINIMAX_M2_SPECIAL_TOKENS,
     build=_build,
     probes=(
-        Probe(
-            [
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
+        reasoning_history_probe(system=False),
         Probe(
             [
                 {"role": "system", "content": "S"},
@@ -448,15 +441,12 @@ FAMILY = Family(
                     "role": "assistant",
                     "content": "C",
                     "reasoning_content": "R",
-                    "tool_calls": [
-                        {"type": "function", "function": {"name": "probe", "arguments": {"x": 1, "y": "s"}}},
-                        {"type": "function", "function": {"name": "probe", "arguments": {}}},
-                    ],
+                    "tool_calls": [tool_call("probe", {"x": 1, "y": "s"}), tool_call("probe", {})],
                 },
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
             ],
-            tools=_PROBE_TOOLS,
+            tools=PROBE_TOOLS,
         ),
     ),
 )

@@ -33,7 +33,13 @@ from typing import Any
 
 from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import (
+    Family,
+    check_options,
+    enable_thinking_kwargs,
+    reasoning_history_probe,
+    tool_results_probe,
+)
 from renderers.parsing import MarkerParser
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
@@ -300,14 +306,9 @@ class Qwen3Renderer(QwenChatRenderer):
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Qwen3Renderer:
-    if options:
-        raise ValueError(f"chat_template_kwargs: Qwen3Renderer does not support {sorted(options)}")
+    check_options(options, "Qwen3Renderer")
     return Qwen3Renderer(tokenizer, enable_thinking=enable_thinking)
 
-
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 
 # A Qwen3-vocabulary tokenizer whose own template disagrees on any of these (QwQ, Qwen3-2507, Qwen3.5 with its
 # different ids) is not claimed.
@@ -315,31 +316,6 @@ FAMILY = Family(
     name="qwen3",
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build,
-    probes=(
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
-        Probe(
-            [
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "reasoning_content": "R",
-                    "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
-                },
-                {"role": "tool", "content": "T1"},
-                {"role": "tool", "content": "T2"},
-            ],
-            tools=_PROBE_TOOLS,
-        ),
-    ),
-    template_kwargs=lambda thinking: {"enable_thinking": thinking},
+    probes=(reasoning_history_probe(), tool_results_probe({"x": 1})),
+    template_kwargs=enable_thinking_kwargs,
 )
