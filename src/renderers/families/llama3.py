@@ -56,6 +56,7 @@ from typing import Any, Literal
 from renderers._messages import CheckedMessage, check_messages
 from renderers.families.pieces import Piece, PieceRenderer, tojson
 from renderers.families.registry import PROBE_TOOLS, Family, Probe, check_options, tool_call
+from renderers.parsing import json_call_fields
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -407,18 +408,7 @@ def _json_call(text: str, span: tuple[int, int], ended: bool) -> ParsedToolCall 
         return ParsedToolCall(raw=text, token_span=span, status=status)
     if not isinstance(obj, dict) or "name" not in obj or not ("parameters" in obj or "arguments" in obj):
         return None
-    name = obj["name"]
-    arguments = obj["parameters"] if "parameters" in obj else obj["arguments"]
-    if not isinstance(arguments, dict | str):
-        return ParsedToolCall(
-            raw=text,
-            name=name if isinstance(name, str) else None,
-            token_span=span,
-            status=ToolCallParseStatus.MALFORMED_STRUCTURE,
-        )
-    if not isinstance(name, str) or not name:
-        return ParsedToolCall(raw=text, arguments=arguments, token_span=span, status=ToolCallParseStatus.MISSING_NAME)
-    return ParsedToolCall(raw=text, name=name, arguments=arguments, token_span=span)
+    return json_call_fields(text, obj["name"], obj["parameters"] if "parameters" in obj else obj["arguments"], span)
 
 
 _OPTIONS = ("date_string", "tools_in_user_message", "builtin_tools")

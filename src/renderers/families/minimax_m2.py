@@ -54,12 +54,10 @@ from typing import Any
 from renderers._messages import CheckedMessage, CheckedToolCall
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
 from renderers.families.registry import (
-    PROBE_TOOLS,
     Family,
-    Probe,
     check_options,
     reasoning_history_probe,
-    tool_call,
+    tool_results_probe,
 )
 from renderers.types import (
     Message,
@@ -433,20 +431,6 @@ FAMILY = Family(
     build=_build,
     probes=(
         reasoning_history_probe(system=False),
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "C",
-                    "reasoning_content": "R",
-                    "tool_calls": [tool_call("probe", {"x": 1, "y": "s"}), tool_call("probe", {})],
-                },
-                {"role": "tool", "content": "T1"},
-                {"role": "tool", "content": "T2"},
-            ],
-            tools=PROBE_TOOLS,
-        ),
+        tool_results_probe({"x": 1, "y": "s"}, {}, system=True, content="C"),
     ),
 )

@@ -62,12 +62,11 @@ from renderers.families.qwen3 import (
     split_inline_reasoning,
 )
 from renderers.families.registry import (
-    PROBE_TOOLS,
     Family,
     Probe,
     check_options,
     enable_thinking_kwargs,
-    tool_call,
+    tool_results_probe,
 )
 from renderers.types import (
     ParsedResponse,
@@ -371,23 +370,8 @@ _PROBES = (
             {"role": "user", "content": "Q3"},
         ]
     ),
-    Probe(
-        [
-            {"role": "system", "content": "S"},
-            {"role": "user", "content": "Q"},
-            {
-                "role": "assistant",
-                "content": "C",
-                "reasoning_content": "R",
-                "tool_calls": [
-                    tool_call("probe", {"b": True, "n": None, "s": "x", "o": {"k": [1]}}),
-                    tool_call("probe", {}),
-                ],
-            },
-            {"role": "tool", "content": "T1"},
-            {"role": "tool", "content": " T2"},
-        ],
-        tools=PROBE_TOOLS,
+    tool_results_probe(
+        {"b": True, "n": None, "s": "x", "o": {"k": [1]}}, {}, system=True, content="C", results=("T1", " T2")
     ),
 )
 

@@ -65,18 +65,24 @@ def reasoning_history_probe(*, system: bool = True) -> Probe:
 
 
 def tool_results_probe(
-    arguments: Mapping[str, Any], *, results: Sequence[str] = ("T1", "T2"), tools: Sequence[ToolSpecLike] = PROBE_TOOLS
+    *arguments: Mapping[str, Any],
+    system: bool = False,
+    content: str = "",
+    results: Sequence[str] = ("T1", "T2"),
+    tools: Sequence[ToolSpecLike] = PROBE_TOOLS,
 ) -> Probe:
-    """A question answered by a reasoning-only call of the ``probe`` tool with ``arguments``, then the tool
-    messages ``results``; it ends with the generation prompt."""
+    """A question answered with reasoning ``R``, ``content`` and one call of the ``probe`` tool for each of
+    ``arguments``, then the tool messages ``results``; it ends with the generation prompt. ``system``: open
+    with a system message."""
+    head: list[Message] = [{"role": "system", "content": "S"}] if system else []
     call: Message = {
         "role": "assistant",
-        "content": "",
+        "content": content,
         "reasoning_content": "R",
-        "tool_calls": [tool_call("probe", arguments)],
+        "tool_calls": [tool_call("probe", a) for a in arguments],
     }
     replies: list[Message] = [{"role": "tool", "content": r} for r in results]
-    return Probe([{"role": "user", "content": "Q"}, call, *replies], tools=tools)
+    return Probe([*head, {"role": "user", "content": "Q"}, call, *replies], tools=tools)
 
 
 def enable_thinking_kwargs(thinking: bool) -> Mapping[str, Any]:
