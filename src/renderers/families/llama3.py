@@ -181,27 +181,6 @@ class Llama3Renderer(PieceRenderer):
 
     # ------------------------------------------------------------------ protocol
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> RenderedTokens:
-        msgs, roles = self._checked(messages)
-        ids, idx, sampled, content = self._encode_pieces(self._layout(msgs, tools, add_generation_prompt))
-        return RenderedTokens(ids, idx, sampled, content, message_roles=roles)
-
-    def render_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        msgs, _roles = self._checked(messages)
-        return "".join(p.text for p in self._layout(msgs, tools, add_generation_prompt))
-
     def get_stop_token_ids(self) -> list[int]:
         return [self.eot_id, self.eom_id, self.end_of_text_id]
 
@@ -306,7 +285,7 @@ class Llama3Renderer(PieceRenderer):
             return self.date_string
         return LLAMA3_1_DATE if self.variant == "3.1" else time.strftime("%d %b %Y")
 
-    def _layout(
+    def _render_pieces(
         self, msgs: list[CheckedMessage], tools: Sequence[ToolSpecLike] | None, add_generation_prompt: bool
     ) -> list[Piece]:
         tool_list = None if tools is None else self._tools(tools)

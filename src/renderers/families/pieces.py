@@ -105,7 +105,7 @@ class PieceRenderer:
     ) -> RenderedTokens:
         self._check_raw(messages)
         msgs, roles = self._checked(messages)
-        ids, idx, sampled, content = self._encode_pieces(self._pieces(msgs, self._tools(tools), add_generation_prompt))
+        ids, idx, sampled, content = self._encode_pieces(self._render_pieces(msgs, tools, add_generation_prompt))
         return RenderedTokens(
             token_ids=ids,
             message_indices=idx,
@@ -133,7 +133,7 @@ class PieceRenderer:
         """The rendered string (what the chat template would produce)."""
         self._check_raw(messages)
         msgs, _roles = self._checked(messages)
-        return "".join(p.text for p in self._pieces(msgs, self._tools(tools), add_generation_prompt))
+        return "".join(p.text for p in self._render_pieces(msgs, tools, add_generation_prompt))
 
     def parse_response(
         self, token_ids: Sequence[int], *, tools: Sequence[ToolSpecLike] | None = None
@@ -149,6 +149,13 @@ class PieceRenderer:
         self, msgs: list[CheckedMessage], tools: list[ToolSpecLike], add_generation_prompt: bool
     ) -> list[Piece]:
         raise NotImplementedError
+
+    def _render_pieces(
+        self, msgs: list[CheckedMessage], tools: Sequence[ToolSpecLike] | None, add_generation_prompt: bool
+    ) -> list[Piece]:
+        """The pieces of a full render: ``_pieces`` with the tools checked (a family that tells ``tools=None``
+        from no tools overrides this)."""
+        return self._pieces(msgs, self._tools(tools), add_generation_prompt)
 
     def _check_raw(self, messages: Sequence[Message]) -> None:
         """Raise ``ValueError`` for what the template rejects in the caller's messages before a render (default:
