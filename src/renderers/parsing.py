@@ -35,7 +35,7 @@ from typing import Any
 
 from renderers.types import ParsedResponse, ParsedToolCall, ToolCallParseStatus
 
-__all__ = ["MarkerParser", "ToolCallBodyParser", "parse_tool_call_body"]
+__all__ = ["MarkerParser", "ToolCallBodyParser", "json_call_fields", "parse_tool_call_body"]
 
 
 def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> ParsedToolCall:
@@ -46,8 +46,12 @@ def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> Parsed
         return ParsedToolCall(raw=raw, token_span=token_span, status=ToolCallParseStatus.INVALID_JSON)
     if not isinstance(obj, dict):
         return ParsedToolCall(raw=raw, token_span=token_span, status=ToolCallParseStatus.MALFORMED_STRUCTURE)
-    name = obj.get("name")
-    arguments = obj.get("arguments", {})
+    return json_call_fields(raw, obj.get("name"), obj.get("arguments", {}), token_span)
+
+
+def json_call_fields(raw: str, name: Any, arguments: Any, token_span: tuple[int, int] | None) -> ParsedToolCall:
+    """The call a decoded JSON call object names: arguments neither an object nor a string ->
+    ``MALFORMED_STRUCTURE``; no (or an empty, or a non-string) name -> ``MISSING_NAME``."""
     if not isinstance(arguments, dict | str):
         return ParsedToolCall(
             raw=raw,

@@ -84,16 +84,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from renderers._messages import CheckedMessage, check_messages
-from renderers.families.pieces import Piece, PieceRenderer, cut_completion
-from renderers.families.registry import Family, Probe
+from renderers._messages import CheckedMessage
+from renderers.families.pieces import Piece, PieceRenderer, cut_completion, ends_with
+from renderers.families.registry import Family, Probe, check_options, tool_call
 from renderers.parsing import MarkerParser
 from renderers.types import (
     Message,
     ParsedResponse,
     ParsedToolCall,
     RenderedTokens,
-    ToolCall,
     ToolCallParseStatus,
     ToolSpecLike,
 )
@@ -168,7 +167,7 @@ class DeepSeekRenderer(PieceRenderer):
         if variant == "v3" and thinking:
             raise ValueError("thinking: the DeepSeek V3 template has no thinking mode")
         self.thinking = thinking
-        ids = {tok: self._token_id(tok) for tok in DEEPSEEK_SPECIAL_TOKENS}
+        ids = self._token_ids(DEEPSEEK_SPECIAL_TOKENS)
         self._ids = ids
         self.eos_id = ids[EOS]
         # V3's vocabulary has no <think> tokens; the R1 template then writes them as plain text.
@@ -188,26 +187,6 @@ class DeepSeekRenderer(PieceRenderer):
         )
 
     # ------------------------------------------------------------------ protocol
-
-    def render(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> RenderedTokens:
-        self._check_raw(messages)
-        return super().render(messages, tools=tools, add_generation_prompt=add_generation_prompt)
-
-    def render_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        self._check_raw(messages)
-        return super().render_text(messages, tools=tools, add_generation_prompt=add_generation_prompt)
 
     def parse_response(
         self, token_ids: Sequence[int], *, tools: Sequence[ToolSpecLike] | None = None
@@ -258,12 +237,12 @@ class DeepSeekRenderer(PieceRenderer):
         The completion is cut after its first ``<｜end▁of▁sentence｜>`` (a truncated completion gets one).
         Returns ``None`` where a full re-render would not extend prompt + completion (see the module docstring).
         """
-        prompt = [int(t) for t in previous_prompt_ids]
-        if not prompt or not new_messages:
+        start = self._bridge_start(
+            [int(t) for t in previous_prompt_ids], new_messages, refused_roles=("assistant", "system")
+        )
+        if start is None:
             return None
-        msgs = check_messages(new_messages)
-        if any(m.role in ("assistant", "system") for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = cut_completion(previous_completion_ids, self.eos_id)
         if not self._completion_is_stable(prompt, completion):
             return None
@@ -282,12 +261,9 @@ class DeepSeekRenderer(PieceRenderer):
                 pieces.append(Piece(OUTPUTS_END, len(msgs) - 1))
         else:
             pieces.append(Piece(self._gen_prompt_text(), -1))
-        return self._bridge(prior, pieces, msgs)
+        return self._bridge(prior, pieces, roles)
 
     # ------------------------------------------------------------------ bridge helpers
-
-    def _ends_with(self, ids: list[int], tail: Sequence[int]) -> bool:
-        return len(ids) >= len(tail) and ids[len(ids) - len(tail) :] == list(tail)
 
     def _completion_is_stable(self, prompt: list[int], completion: list[int]) -> bool:
         """Whether re-rendering the turn the completion holds reproduces prompt + completion."""
@@ -295,20 +271,20 @@ class DeepSeekRenderer(PieceRenderer):
         body_text = self._decode(completion[:-1])
         after_tools = prompt[-1] == self._ids[OUTPUT_END if self.variant == "v3.1" else OUTPUTS_END]
         if self.variant == "v3":
-            return not has_calls and (after_tools or self._ends_with(prompt, self._gen_prompt_ids))
+            return not has_calls and (after_tools or ends_with(prompt, self._gen_prompt_ids))
         if self.variant == "r1":
             if after_tools:
                 return not has_calls  # a tool-call turn after results is rendered without <｜tool▁outputs▁end｜>
-            if not self._ends_with(prompt, self._gen_prompt_ids) or not self._joins(prompt, completion):
+            if not ends_with(prompt, self._gen_prompt_ids) or not self._joins(prompt, completion):
                 return False
             if has_calls:  # only the conversation's first tool-call turn keeps <｜Assistant｜> and its content
                 return self._ids[CALLS_BEGIN] not in prompt and self._ids[CALL_BEGIN] not in prompt
             return THINK_END not in body_text
         if after_tools:
             return True  # no opener, and the turn is kept verbatim after tool results
-        if self._ends_with(prompt, self._encode(ASSISTANT + THINK)):
+        if ends_with(prompt, self._encode(ASSISTANT + THINK)):
             return False  # thinking mode: re-rendered with </think> in place of <think> and without the reasoning
-        if not self._ends_with(prompt, self._encode(ASSISTANT + THINK_END)):
+        if not ends_with(prompt, self._encode(ASSISTANT + THINK_END)):
             # No generation prompt: right only when the prompt does not end in a user turn (after an assistant
             # turn or system messages alone the template writes no opener either).
             last_marker = next(
@@ -521,19 +497,11 @@ def _parse_call_v31(raw: str, span: tuple[int, int]) -> ParsedToolCall:
 
 def _builder(variant: Variant) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> DeepSeekRenderer:
-        opts = dict(options)
-        thinking: bool | None = None
-        if variant == "v3.1":
-            thinking = bool(opts.pop("thinking", False))
-        if opts:
-            raise ValueError(f"chat_template_kwargs: the {_NAMES[variant]} renderer does not support {sorted(opts)}")
+        check_options(options, f"the {_NAMES[variant]} renderer", ("thinking",) if variant == "v3.1" else ())
+        thinking = bool(options.get("thinking", False)) if variant == "v3.1" else None
         return DeepSeekRenderer(tokenizer, variant=variant, thinking=thinking)
 
     return build
-
-
-def _call(name: str, args: str) -> ToolCall:
-    return {"type": "function", "function": {"name": name, "arguments": args}}
 
 
 FAMILY_R1 = Family(
@@ -553,7 +521,7 @@ FAMILY_R1 = Family(
         Probe(
             [
                 {"role": "user", "content": "Q"},
-                {"role": "assistant", "content": "", "tool_calls": [_call("probe", '{"x": 1}')]},
+                {"role": "assistant", "content": "", "tool_calls": [tool_call("probe", '{"x": 1}')]},
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
                 {"role": "assistant", "content": "A"},
@@ -605,7 +573,11 @@ FAMILY_V3_1 = Family(
                 {"role": "user", "content": "Q1"},
                 {"role": "assistant", "content": "R</think>A1"},
                 {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "", "tool_calls": [_call("probe", '{"x": 1}'), _call("p2", "{}")]},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [tool_call("probe", '{"x": 1}'), tool_call("p2", "{}")],
+                },
                 {"role": "tool", "content": "T1"},
                 {"role": "tool", "content": "T2"},
                 {"role": "assistant", "content": "A2"},

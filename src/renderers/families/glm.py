@@ -58,9 +58,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import Family, Probe, check_options, enable_thinking_kwargs, tool_results_probe
 from renderers.parsing import MarkerParser
 from renderers.types import (
     Message,
@@ -245,7 +245,7 @@ class GlmRenderer(PieceRenderer):
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
         super().__init__(tokenizer)
         self.enable_thinking = enable_thinking
-        ids = {tok: self._token_id(tok) for tok in GLM_SPECIAL_TOKENS}
+        ids = self._token_ids(GLM_SPECIAL_TOKENS)
         self._ids = ids
         self.endoftext_id = ids["<|endoftext|>"]
         self.user_id = ids["<|user|>"]
@@ -297,15 +297,10 @@ class GlmRenderer(PieceRenderer):
         the new messages then start with their own role token, as a full re-render would write them. See the
         module docstring for the cases that return ``None``.
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = list(previous_completion_ids)
         stops = set(self.get_stop_token_ids())
         for pos, tok in enumerate(completion):
@@ -317,7 +312,7 @@ class GlmRenderer(PieceRenderer):
             return None
         pieces = self._message_pieces(msgs, start=0, ctx=_Context.for_history(msgs), prev_role="assistant")
         pieces.append(Piece(self._gen_prompt_text(), -1))
-        return self._bridge(prior, pieces, msgs)
+        return self._bridge(prior, pieces, roles)
 
     # ------------------------------------------------------------------ variant hooks
 
@@ -636,23 +631,12 @@ class Glm52Renderer(Glm51Renderer):
 
 def _builder(cls: type[GlmRenderer]) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> GlmRenderer:
-        unknown = sorted(set(options) - cls.options)
-        if unknown:
-            supported = sorted(cls.options) or "none"
-            raise ValueError(
-                f"chat_template_kwargs: {cls.__name__} does not support {unknown} (supported: {supported})"
-            )
-        for key in ("clear_thinking",):
-            if key in options and not isinstance(options[key], bool):
-                raise ValueError(f"chat_template_kwargs.{key}: expected a bool, got {options[key]!r}")
+        check_options(options, cls.__name__, cls.options, bools=("clear_thinking",))
         return cls(tokenizer, enable_thinking=enable_thinking, **options)
 
     return build
 
 
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 # Histories whose assistant turns all follow the last user message, so that no probe depends on clear_thinking.
 _PROBES = (
     Probe(
@@ -665,20 +649,7 @@ _PROBES = (
         ],
         add_generation_prompt=False,
     ),
-    Probe(
-        [
-            {"role": "user", "content": "Q"},
-            {
-                "role": "assistant",
-                "content": "",
-                "reasoning_content": "R",
-                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1, "y": "s"}}}],
-            },
-            {"role": "tool", "content": "T1"},
-            {"role": "tool", "content": "T2"},
-        ],
-        tools=_PROBE_TOOLS,
-    ),
+    tool_results_probe({"x": 1, "y": "s"}),
 )
 
 
@@ -688,7 +659,7 @@ def _family(name: str, cls: type[GlmRenderer]) -> Family:
         marker_tokens=GLM_SPECIAL_TOKENS,
         build=_builder(cls),
         probes=_PROBES,
-        template_kwargs=lambda thinking: {"enable_thinking": thinking},
+        template_kwargs=enable_thinking_kwargs,
     )
 
 

@@ -54,11 +54,11 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.gpt_oss_tools import render_tool_namespace
 from renderers.families.harmony import HarmonyIds, HarmonyParser
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import Family, check_options, reasoning_history_probe, tool_results_probe
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
 __all__ = ["FAMILY", "GPT_OSS_SPECIAL_TOKENS", "GptOssRenderer"]
@@ -112,7 +112,7 @@ class GptOssRenderer(PieceRenderer):
         self.reasoning_effort = reasoning_effort
         self.model_identity = model_identity
         self.date = date
-        ids = {tok: self._token_id(tok) for tok in GPT_OSS_SPECIAL_TOKENS}
+        ids = self._token_ids(GPT_OSS_SPECIAL_TOKENS)
         self.start_id = ids["<|start|>"]
         self.end_id = ids["<|end|>"]
         self.return_id = ids["<|return|>"]
@@ -154,15 +154,10 @@ class GptOssRenderer(PieceRenderer):
 
         The completion is cut after its first ``<|call|>``. ``None`` in the cases the module docstring lists.
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         stops = (self.call_id, self.return_id, self.endoftext_id)
         cut = next((k for k, tok in enumerate(previous_completion_ids) if tok in stops), None)
         if cut is None or previous_completion_ids[cut] != self.call_id:
@@ -181,7 +176,7 @@ class GptOssRenderer(PieceRenderer):
             return None  # the template re-renders only one non-empty analysis message before a call
         pieces = self._message_pieces(msgs, offset=0, last_call=name, add_generation_prompt=True)
         pieces.append(Piece(_GEN_PROMPT, -1))
-        return self._bridge(prompt + completion, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
 
@@ -316,9 +311,7 @@ _OPTIONS = ("reasoning_effort", "model_identity")
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> GptOssRenderer:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"chat_template_kwargs: GptOssRenderer does not support {unknown} (supported: {_OPTIONS})")
+    check_options(options, "GptOssRenderer", _OPTIONS)
     return GptOssRenderer(tokenizer, **dict(options))
 
 
@@ -338,29 +331,5 @@ FAMILY = Family(
     name="gpt-oss",
     marker_tokens=GPT_OSS_SPECIAL_TOKENS,
     build=_build,
-    probes=(
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
-        Probe(
-            [
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "reasoning_content": "R",
-                    "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
-                },
-                {"role": "tool", "content": "T1"},
-            ],
-            tools=_PROBE_TOOLS,
-        ),
-    ),
+    probes=(reasoning_history_probe(), tool_results_probe({"x": 1}, results=("T1",), tools=_PROBE_TOOLS)),
 )

@@ -55,7 +55,8 @@ from typing import Any, Literal
 
 from renderers._messages import CheckedMessage, check_messages
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import PROBE_TOOLS, Family, Probe, check_options, tool_call
+from renderers.parsing import json_call_fields
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -170,7 +171,7 @@ class Llama3Renderer(PieceRenderer):
         self.date_string = date_string
         self.tools_in_user_message = bool(tools_in_user_message)
         self.builtin_tools = tuple(builtin_tools) if builtin_tools is not None else None
-        ids = {tok: self._token_id(tok) for tok in LLAMA3_SPECIAL_TOKENS}
+        ids = self._token_ids(LLAMA3_SPECIAL_TOKENS)
         self.bos_id = ids["<|begin_of_text|>"]
         self.end_of_text_id = ids["<|end_of_text|>"]
         self.eot_id = ids["<|eot_id|>"]
@@ -179,29 +180,6 @@ class Llama3Renderer(PieceRenderer):
         self._gen_prompt_ids = self._encode(_header("assistant"))
 
     # ------------------------------------------------------------------ protocol
-
-    def render(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> RenderedTokens:
-        prepared, roles = _prepare(messages)
-        msgs = check_messages(prepared)
-        ids, idx, sampled, content = self._encode_pieces(self._layout(msgs, tools, add_generation_prompt))
-        return RenderedTokens(ids, idx, sampled, content, message_roles=roles)
-
-    def render_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        prepared, _roles = _prepare(messages)
-        msgs = check_messages(prepared)
-        return "".join(p.text for p in self._layout(msgs, tools, add_generation_prompt))
 
     def get_stop_token_ids(self) -> list[int]:
         return [self.eot_id, self.eom_id, self.end_of_text_id]
@@ -264,33 +242,24 @@ class Llama3Renderer(PieceRenderer):
         would write differently, e.g. other JSON spacing or an ``<|eom_id|>``/``<|eot_id|>`` other than the one
         it writes; a malformed call; text before ``<|python_tag|>``).
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        prepared, roles = _prepare(new_messages)
-        msgs = check_messages(prepared)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = self._cut(previous_completion_ids)
         expected = self._completion_turn(self.parse_response(completion))
         if expected is None or self._encode(expected) != completion:
             return None
         pieces = self._message_pieces(msgs, offset=0)
         pieces.append(Piece(_header("assistant"), -1))
-        ids, idx, _sampled, content = self._encode_pieces(pieces)
-        k = len(prompt) + len(completion)
-        return RenderedTokens(
-            token_ids=prompt + completion + ids,
-            message_indices=[-1] * k + idx,
-            sampled_mask=[False] * (k + len(ids)),
-            is_content=[False] * k + content,
-            message_roles=roles,
-        )
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
+
+    def _checked(self, messages: Sequence[Message]) -> tuple[list[CheckedMessage], list[str]]:
+        """``ipython`` messages read as ``tool`` ones (:func:`_prepare`); the roles are the caller's."""
+        prepared, roles = _prepare(messages)
+        return check_messages(prepared), roles
 
     def _cut(self, completion: Sequence[int]) -> list[int]:
         out: list[int] = []
@@ -316,7 +285,7 @@ class Llama3Renderer(PieceRenderer):
             return self.date_string
         return LLAMA3_1_DATE if self.variant == "3.1" else time.strftime("%d %b %Y")
 
-    def _layout(
+    def _render_pieces(
         self, msgs: list[CheckedMessage], tools: Sequence[ToolSpecLike] | None, add_generation_prompt: bool
     ) -> list[Piece]:
         tool_list = None if tools is None else self._tools(tools)
@@ -418,18 +387,7 @@ def _json_call(text: str, span: tuple[int, int], ended: bool) -> ParsedToolCall 
         return ParsedToolCall(raw=text, token_span=span, status=status)
     if not isinstance(obj, dict) or "name" not in obj or not ("parameters" in obj or "arguments" in obj):
         return None
-    name = obj["name"]
-    arguments = obj["parameters"] if "parameters" in obj else obj["arguments"]
-    if not isinstance(arguments, dict | str):
-        return ParsedToolCall(
-            raw=text,
-            name=name if isinstance(name, str) else None,
-            token_span=span,
-            status=ToolCallParseStatus.MALFORMED_STRUCTURE,
-        )
-    if not isinstance(name, str) or not name:
-        return ParsedToolCall(raw=text, arguments=arguments, token_span=span, status=ToolCallParseStatus.MISSING_NAME)
-    return ParsedToolCall(raw=text, name=name, arguments=arguments, token_span=span)
+    return json_call_fields(text, obj["name"], obj["parameters"] if "parameters" in obj else obj["arguments"], span)
 
 
 _OPTIONS = ("date_string", "tools_in_user_message", "builtin_tools")
@@ -437,17 +395,12 @@ _OPTIONS = ("date_string", "tools_in_user_message", "builtin_tools")
 
 def _builder(variant: Variant) -> Any:
     def build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Llama3Renderer:
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ValueError(f"chat_template_kwargs: Llama3Renderer does not support {unknown}")
+        check_options(options, "Llama3Renderer", _OPTIONS)
         return Llama3Renderer(tokenizer, variant=variant, enable_thinking=enable_thinking, **dict(options))
 
     return build
 
 
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 _PROBES = (
     Probe(
         [
@@ -462,11 +415,11 @@ _PROBES = (
             {"role": "user", "content": "Q"},
             {
                 "role": "assistant",
-                "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
+                "tool_calls": [tool_call("probe", {"x": 1})],
             },
             {"role": "tool", "content": "T"},
         ],
-        tools=_PROBE_TOOLS,
+        tools=PROBE_TOOLS,
     ),
 )
 

@@ -51,9 +51,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, CheckedToolCall, check_messages
+from renderers._messages import CheckedMessage, CheckedToolCall
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import (
+    Family,
+    check_options,
+    reasoning_history_probe,
+    tool_results_probe,
+)
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -202,7 +207,7 @@ class MiniMaxM2Renderer(PieceRenderer):
             )
         self.enable_thinking = enable_thinking  # accepted for the protocol; the template has no switch
         self.model_identity = model_identity
-        ids = {tok: self._token_id(tok) for tok in MINIMAX_M2_SPECIAL_TOKENS}
+        ids = self._token_ids(MINIMAX_M2_SPECIAL_TOKENS)
         self._ids = ids
         self.eot_id = ids[_EOT]
         self.role_id = ids["]~b]"]
@@ -213,26 +218,6 @@ class MiniMaxM2Renderer(PieceRenderer):
         self._gen_prompt_ids = self._encode(_GEN_PROMPT)
 
     # ------------------------------------------------------------------ protocol
-
-    def render(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> RenderedTokens:
-        _reject_system_extras(messages)
-        return super().render(messages, tools=tools, add_generation_prompt=add_generation_prompt)
-
-    def render_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpecLike] | None = None,
-        add_generation_prompt: bool = False,
-    ) -> str:
-        _reject_system_extras(messages)
-        return super().render_text(messages, tools=tools, add_generation_prompt=add_generation_prompt)
 
     def get_stop_token_ids(self) -> list[int]:
         return [self.eot_id]
@@ -298,15 +283,10 @@ class MiniMaxM2Renderer(PieceRenderer):
         reasoning, which the template does not render, or a thought cut short). Raises ``ValueError`` where a
         full render would: tool messages after a completion without tool calls.
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = cut_completion(previous_completion_ids, self.eot_id)
         parsed = self.parse_response(completion)
         if any(c.status is not ToolCallParseStatus.OK for c in parsed.tool_calls):
@@ -321,9 +301,12 @@ class MiniMaxM2Renderer(PieceRenderer):
         pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, last_user=-1, calls_before=has_calls))
         pieces.append(Piece(_GEN_PROMPT, -1))
-        return self._bridge(prompt + completion, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
+
+    def _check_raw(self, messages: Sequence[Message]) -> None:
+        _reject_system_extras(messages)
 
     def _pieces(
         self, msgs: list[CheckedMessage], tool_list: list[ToolSpecLike], add_generation_prompt: bool
@@ -436,15 +419,9 @@ def _reject_system_extras(messages: Sequence[Message]) -> None:
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> MiniMaxM2Renderer:
-    unknown = sorted(set(options) - {"model_identity"})
-    if unknown:
-        raise ValueError(f"chat_template_kwargs: MiniMaxM2Renderer does not support {unknown}")
+    check_options(options, "MiniMaxM2Renderer", ("model_identity",))
     return MiniMaxM2Renderer(tokenizer, enable_thinking=enable_thinking, **dict(options))
 
-
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 
 # MiniMax M3 (``<mm:think>``, ``]<]minimax[>[`` calls) lacks ``<minimax:tool_call>``; a template with another
 # default identity or layout fails the first probe (no system message) or the second.
@@ -453,32 +430,7 @@ FAMILY = Family(
     marker_tokens=MINIMAX_M2_SPECIAL_TOKENS,
     build=_build,
     probes=(
-        Probe(
-            [
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "C",
-                    "reasoning_content": "R",
-                    "tool_calls": [
-                        {"type": "function", "function": {"name": "probe", "arguments": {"x": 1, "y": "s"}}},
-                        {"type": "function", "function": {"name": "probe", "arguments": {}}},
-                    ],
-                },
-                {"role": "tool", "content": "T1"},
-                {"role": "tool", "content": "T2"},
-            ],
-            tools=_PROBE_TOOLS,
-        ),
+        reasoning_history_probe(system=False),
+        tool_results_probe({"x": 1, "y": "s"}, {}, system=True, content="C"),
     ),
 )

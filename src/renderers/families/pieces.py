@@ -21,7 +21,7 @@ from renderers._messages import CheckedMessage, check_messages, plain_json
 from renderers.families.segments import SegmentEncoder
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike, normalize_tool_spec
 
-__all__ = ["Piece", "PieceRenderer", "cut_completion", "tojson"]
+__all__ = ["BridgeStart", "Piece", "PieceRenderer", "cut_completion", "ends_with", "tojson"]
 
 
 class Piece(NamedTuple):
@@ -36,6 +36,19 @@ class Piece(NamedTuple):
 def tojson(value: Any, **kwargs: Any) -> str:
     """transformers' ``tojson`` filter: ``json.dumps`` with ``ensure_ascii=False`` (other options as given)."""
     return json.dumps(plain_json(value), ensure_ascii=False, **kwargs)
+
+
+def ends_with(ids: Sequence[int], tail: Sequence[int]) -> bool:
+    """Whether ``ids`` ends with ``tail`` (an empty ``tail`` always matches)."""
+    return len(ids) >= len(tail) and list(ids[len(ids) - len(tail) :]) == list(tail)
+
+
+class BridgeStart(NamedTuple):
+    """What :meth:`PieceRenderer._bridge_start` hands a bridge: the prompt ids and the checked new messages."""
+
+    prompt: list[int]
+    msgs: list[CheckedMessage]
+    roles: list[str]  # the caller's roles, for ``RenderedTokens.message_roles``
 
 
 def cut_completion(completion: Sequence[int], end_of_turn: int, other_stops: Iterable[int] = ()) -> list[int]:
@@ -61,8 +74,10 @@ class PieceRenderer:
     """Base of the native renderers: ``render``/``render_ids``/``render_text`` from ``_pieces()``.
 
     Subclasses set ``family`` (a display name for errors), call ``super().__init__(tokenizer)``, look their
-    special tokens up with :meth:`_token_id`, and implement ``_pieces``, ``parse_response``,
-    ``get_stop_token_ids`` and ``bridge_to_next_turn``.
+    special tokens up with :meth:`_token_ids`, and implement ``_pieces``, ``parse_response``,
+    ``get_stop_token_ids`` and ``bridge_to_next_turn`` (which usually opens with :meth:`_bridge_start` and ends
+    with :meth:`_bridge`). Hooks: ``_check_raw`` (checks on the caller's messages before a render),
+    ``_checked`` (how messages become :class:`CheckedMessage` s) and ``_check_new_messages`` (a bridge's).
     """
 
     family = "native"
@@ -88,14 +103,15 @@ class PieceRenderer:
         tools: Sequence[ToolSpecLike] | None = None,
         add_generation_prompt: bool = False,
     ) -> RenderedTokens:
-        msgs = check_messages(messages)
-        ids, idx, sampled, content = self._encode_pieces(self._pieces(msgs, self._tools(tools), add_generation_prompt))
+        self._check_raw(messages)
+        msgs, roles = self._checked(messages)
+        ids, idx, sampled, content = self._encode_pieces(self._render_pieces(msgs, tools, add_generation_prompt))
         return RenderedTokens(
             token_ids=ids,
             message_indices=idx,
             sampled_mask=sampled,
             is_content=content,
-            message_roles=[m.role for m in msgs],
+            message_roles=roles,
         )
 
     def render_ids(
@@ -115,8 +131,9 @@ class PieceRenderer:
         add_generation_prompt: bool = False,
     ) -> str:
         """The rendered string (what the chat template would produce)."""
-        msgs = check_messages(messages)
-        return "".join(p.text for p in self._pieces(msgs, self._tools(tools), add_generation_prompt))
+        self._check_raw(messages)
+        msgs, _roles = self._checked(messages)
+        return "".join(p.text for p in self._render_pieces(msgs, tools, add_generation_prompt))
 
     def parse_response(
         self, token_ids: Sequence[int], *, tools: Sequence[ToolSpecLike] | None = None
@@ -133,6 +150,25 @@ class PieceRenderer:
     ) -> list[Piece]:
         raise NotImplementedError
 
+    def _render_pieces(
+        self, msgs: list[CheckedMessage], tools: Sequence[ToolSpecLike] | None, add_generation_prompt: bool
+    ) -> list[Piece]:
+        """The pieces of a full render: ``_pieces`` with the tools checked (a family that tells ``tools=None``
+        from no tools overrides this)."""
+        return self._pieces(msgs, self._tools(tools), add_generation_prompt)
+
+    def _check_raw(self, messages: Sequence[Message]) -> None:
+        """Raise ``ValueError`` for what the template rejects in the caller's messages before a render (default:
+        nothing beyond :func:`check_messages`). Not run by bridges, which return ``None`` on the cases it covers."""
+
+    def _checked(self, messages: Sequence[Message]) -> tuple[list[CheckedMessage], list[str]]:
+        """The messages checked (:func:`check_messages`), and the caller's roles for ``message_roles``."""
+        msgs = check_messages(messages)
+        return msgs, [m.role for m in msgs]
+
+    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
+        """Raise ``ValueError`` for a bridge's new messages the template rejects (default: none)."""
+
     @staticmethod
     def _tools(tools: Sequence[ToolSpecLike] | None) -> list[ToolSpecLike]:
         """The tools as given (templates render each tool as it is), each checked to be a named tool."""
@@ -147,6 +183,10 @@ class PieceRenderer:
         if tid is None:
             raise ValueError(f"tokenizer lacks the {self.family} token {token!r}; it is not a {self.family} tokenizer")
         return int(tid)
+
+    def _token_ids(self, tokens: Iterable[str]) -> dict[str, int]:
+        """:meth:`_token_id` of each token."""
+        return {tok: self._token_id(tok) for tok in tokens}
 
     def clear_cache(self) -> None:
         """Forget the cached encodings of text stretches (see :mod:`renderers.families.segments`)."""
@@ -172,7 +212,33 @@ class PieceRenderer:
         content = np.fromiter((p.content for p in kept), dtype=bool, count=len(kept))
         return ids, message[which].tolist(), sampled[which].tolist(), content[which].tolist()
 
-    def _bridge(self, prior: list[int], pieces: Iterable[Piece], msgs: Sequence[CheckedMessage]) -> RenderedTokens:
+    def _bridge_start(
+        self,
+        previous_prompt_ids: Sequence[int],
+        new_messages: Sequence[Message],
+        *,
+        gen_prompt_ids: Sequence[int] | None = None,
+        refused_roles: tuple[str, ...] = ("assistant",),
+    ) -> BridgeStart | None:
+        """The checks every bridge opens with; ``None`` where it must decline.
+
+        Declines an empty prompt or empty new messages, a prompt that does not end with ``gen_prompt_ids`` (when
+        given), and new messages holding one of ``refused_roles`` (a re-render could rewrite earlier turns
+        around them). The new messages go through ``_checked`` and ``_check_new_messages`` (which raise for bad
+        input) before the role check.
+        """
+        prompt = list(previous_prompt_ids)
+        if not prompt or not new_messages:
+            return None
+        if gen_prompt_ids is not None and not ends_with(prompt, gen_prompt_ids):
+            return None
+        msgs, roles = self._checked(new_messages)
+        self._check_new_messages(msgs)
+        if any(m.role in refused_roles for m in msgs):
+            return None
+        return BridgeStart(prompt, msgs, roles)
+
+    def _bridge(self, prior: list[int], pieces: Iterable[Piece], roles: list[str]) -> RenderedTokens:
         """``prior`` ids kept as they are, followed by ``pieces`` encoded with their attribution."""
         ids, idx, _sampled, content = self._encode_pieces(pieces)
         k = len(prior)
@@ -181,5 +247,5 @@ class PieceRenderer:
             message_indices=[-1] * k + idx,
             sampled_mask=[False] * (k + len(ids)),
             is_content=[False] * k + content,
-            message_roles=[m.role for m in msgs],
+            message_roles=roles,
         )

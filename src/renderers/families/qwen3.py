@@ -31,9 +31,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renderers._messages import CheckedMessage, check_messages
+from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, tojson
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import (
+    Family,
+    check_options,
+    enable_thinking_kwargs,
+    reasoning_history_probe,
+    tool_results_probe,
+)
 from renderers.parsing import MarkerParser
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
@@ -92,7 +98,7 @@ class QwenChatRenderer(PieceRenderer):
     def __init__(self, tokenizer: Any, *, enable_thinking: bool = True) -> None:
         super().__init__(tokenizer)
         self.enable_thinking = enable_thinking
-        ids = {tok: self._token_id(tok) for tok in QWEN3_SPECIAL_TOKENS}
+        ids = self._token_ids(QWEN3_SPECIAL_TOKENS)
         self._ids = ids
         self.im_start_id = ids["<|im_start|>"]
         self.im_end_id = ids["<|im_end|>"]
@@ -134,23 +140,17 @@ class QwenChatRenderer(PieceRenderer):
         (``_bridge_refused``, documented on each renderer). New messages the template rejects raise ``ValueError``
         (``_check_new_messages``).
         """
-        prompt = list(previous_prompt_ids)
-        if not prompt or not new_messages:
+        start = self._bridge_start(previous_prompt_ids, new_messages, gen_prompt_ids=self._gen_prompt_ids)
+        if start is None:
             return None
-        n = len(self._gen_prompt_ids)
-        if len(prompt) < n or prompt[-n:] != self._gen_prompt_ids:
-            return None
-        msgs = check_messages(new_messages)
-        self._check_new_messages(msgs)
-        if any(m.role == "assistant" for m in msgs):
-            return None
+        prompt, msgs, roles = start
         completion = cut_completion(previous_completion_ids, self.im_end_id, (self.endoftext_id,))
         if self._bridge_refused(prompt, completion, msgs):
             return None
         pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, last_query_index=-1, continues=True))
         pieces.extend(self._gen_prompt_pieces())
-        return self._bridge(prompt + completion, pieces, msgs)
+        return self._bridge(prompt + completion, pieces, roles)
 
     # ------------------------------------------------------------------ hooks
 
@@ -176,9 +176,6 @@ class QwenChatRenderer(PieceRenderer):
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
         raise NotImplementedError
-
-    def _check_new_messages(self, msgs: list[CheckedMessage]) -> None:
-        """Raise ``ValueError`` for follow-up messages the template rejects (default: none)."""
 
     # ------------------------------------------------------------------ shared layout
 
@@ -309,14 +306,9 @@ class Qwen3Renderer(QwenChatRenderer):
 
 
 def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Qwen3Renderer:
-    if options:
-        raise ValueError(f"chat_template_kwargs: Qwen3Renderer does not support {sorted(options)}")
+    check_options(options, "Qwen3Renderer")
     return Qwen3Renderer(tokenizer, enable_thinking=enable_thinking)
 
-
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 
 # A Qwen3-vocabulary tokenizer whose own template disagrees on any of these (QwQ, Qwen3-2507, Qwen3.5 with its
 # different ids) is not claimed.
@@ -324,31 +316,6 @@ FAMILY = Family(
     name="qwen3",
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build,
-    probes=(
-        Probe(
-            [
-                {"role": "system", "content": "S"},
-                {"role": "user", "content": "Q1"},
-                {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
-                {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
-            ],
-            add_generation_prompt=False,
-        ),
-        Probe(
-            [
-                {"role": "user", "content": "Q"},
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "reasoning_content": "R",
-                    "tool_calls": [{"type": "function", "function": {"name": "probe", "arguments": {"x": 1}}}],
-                },
-                {"role": "tool", "content": "T1"},
-                {"role": "tool", "content": "T2"},
-            ],
-            tools=_PROBE_TOOLS,
-        ),
-    ),
-    template_kwargs=lambda thinking: {"enable_thinking": thinking},
+    probes=(reasoning_history_probe(), tool_results_probe({"x": 1})),
+    template_kwargs=enable_thinking_kwargs,
 )

@@ -61,7 +61,13 @@ from renderers.families.qwen3 import (
     QwenChatRenderer,
     split_inline_reasoning,
 )
-from renderers.families.registry import Family, Probe
+from renderers.families.registry import (
+    Family,
+    Probe,
+    check_options,
+    enable_thinking_kwargs,
+    tool_results_probe,
+)
 from renderers.types import (
     ParsedResponse,
     ParsedToolCall,
@@ -340,24 +346,17 @@ class Qwen36Renderer(Qwen35Renderer):
 
 
 def _build_3_5(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Qwen35Renderer:
-    if options:
-        raise ValueError(f"chat_template_kwargs: Qwen35Renderer does not support {sorted(options)}")
+    check_options(options, "Qwen35Renderer")
     return Qwen35Renderer(tokenizer, enable_thinking=enable_thinking)
 
 
 def _build_3_6(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) -> Qwen36Renderer:
-    unknown = sorted(set(options) - {"preserve_thinking"})
-    if unknown:
-        raise ValueError(f"chat_template_kwargs: Qwen36Renderer does not support {unknown}")
-    preserve = options.get("preserve_thinking", False)
-    if not isinstance(preserve, bool):
-        raise ValueError(f"chat_template_kwargs.preserve_thinking: expected a bool, got {preserve!r}")
-    return Qwen36Renderer(tokenizer, enable_thinking=enable_thinking, preserve_thinking=preserve)
+    check_options(options, "Qwen36Renderer", ("preserve_thinking",), bools=("preserve_thinking",))
+    return Qwen36Renderer(
+        tokenizer, enable_thinking=enable_thinking, preserve_thinking=options.get("preserve_thinking", False)
+    )
 
 
-_PROBE_TOOLS = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
-)
 # Qwen3's template differs from these on the tools block and on trimming; Qwen3.5 and Qwen3.6 on the ``true``/``null``
 # argument values; every probe ends with the generation prompt, where the thinking switch shows.
 _PROBES = (
@@ -371,32 +370,10 @@ _PROBES = (
             {"role": "user", "content": "Q3"},
         ]
     ),
-    Probe(
-        [
-            {"role": "system", "content": "S"},
-            {"role": "user", "content": "Q"},
-            {
-                "role": "assistant",
-                "content": "C",
-                "reasoning_content": "R",
-                "tool_calls": [
-                    {
-                        "type": "function",
-                        "function": {"name": "probe", "arguments": {"b": True, "n": None, "s": "x", "o": {"k": [1]}}},
-                    },
-                    {"type": "function", "function": {"name": "probe", "arguments": {}}},
-                ],
-            },
-            {"role": "tool", "content": "T1"},
-            {"role": "tool", "content": " T2"},
-        ],
-        tools=_PROBE_TOOLS,
+    tool_results_probe(
+        {"b": True, "n": None, "s": "x", "o": {"k": [1]}}, {}, system=True, content="C", results=("T1", " T2")
     ),
 )
-
-
-def _template_kwargs(thinking: bool) -> dict[str, Any]:
-    return {"enable_thinking": thinking}
 
 
 FAMILY = Family(
@@ -404,7 +381,7 @@ FAMILY = Family(
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build_3_5,
     probes=_PROBES,
-    template_kwargs=_template_kwargs,
+    template_kwargs=enable_thinking_kwargs,
 )
 
 FAMILY_3_6 = Family(
@@ -412,5 +389,5 @@ FAMILY_3_6 = Family(
     marker_tokens=QWEN3_SPECIAL_TOKENS,
     build=_build_3_6,
     probes=_PROBES,
-    template_kwargs=_template_kwargs,
+    template_kwargs=enable_thinking_kwargs,
 )

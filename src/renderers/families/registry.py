@@ -8,14 +8,24 @@ with the family's vocabulary but another template (a fine-tune, an older revisio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from renderers.protocol import Renderer
-from renderers.types import Message, ToolSpecLike
+from renderers.types import Message, ToolCall, ToolSpecLike
 
-__all__ = ["Family", "Probe", "Verdict"]
+__all__ = [
+    "PROBE_TOOLS",
+    "Family",
+    "Probe",
+    "Verdict",
+    "check_options",
+    "enable_thinking_kwargs",
+    "reasoning_history_probe",
+    "tool_call",
+    "tool_results_probe",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,74 @@ class Probe:
     messages: Sequence[Message]
     tools: Sequence[ToolSpecLike] | None = None
     add_generation_prompt: bool = True
+
+
+# The tool most probes declare: a name, a description and an empty object schema.
+PROBE_TOOLS: tuple[ToolSpecLike, ...] = (
+    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
+)
+
+
+def tool_call(name: str, arguments: Any) -> ToolCall:
+    """A probe assistant's tool call in OpenAI shape (``arguments``: a mapping or a JSON string)."""
+    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def reasoning_history_probe(*, system: bool = True) -> Probe:
+    """Two answered questions, each answer with reasoning, and no generation prompt: it shows which turns a
+    template keeps the reasoning of, and how it closes the last one. ``system``: open with a system message."""
+    head: list[Message] = [{"role": "system", "content": "S"}] if system else []
+    return Probe(
+        [
+            *head,
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
+            {"role": "user", "content": "Q2"},
+            {"role": "assistant", "content": "A2", "reasoning_content": "R2"},
+        ],
+        add_generation_prompt=False,
+    )
+
+
+def tool_results_probe(
+    *arguments: Mapping[str, Any],
+    system: bool = False,
+    content: str = "",
+    results: Sequence[str] = ("T1", "T2"),
+    tools: Sequence[ToolSpecLike] = PROBE_TOOLS,
+) -> Probe:
+    """A question answered with reasoning ``R``, ``content`` and one call of the ``probe`` tool for each of
+    ``arguments``, then the tool messages ``results``; it ends with the generation prompt. ``system``: open
+    with a system message."""
+    head: list[Message] = [{"role": "system", "content": "S"}] if system else []
+    call: Message = {
+        "role": "assistant",
+        "content": content,
+        "reasoning_content": "R",
+        "tool_calls": [tool_call("probe", a) for a in arguments],
+    }
+    replies: list[Message] = [{"role": "tool", "content": r} for r in results]
+    return Probe([*head, {"role": "user", "content": "Q"}, call, *replies], tools=tools)
+
+
+def enable_thinking_kwargs(thinking: bool) -> Mapping[str, Any]:
+    """``Family.template_kwargs`` of templates that read the thinking switch as ``enable_thinking``."""
+    return {"enable_thinking": thinking}
+
+
+def check_options(
+    options: Mapping[str, Any], renderer: str, supported: Collection[str] = (), *, bools: Collection[str] = ()
+) -> None:
+    """Raise ``ValueError`` for ``chat_template_kwargs`` the ``renderer`` does not support, or for a non-bool value
+    of one of ``bools``."""
+    unknown = sorted(set(options) - set(supported))
+    if unknown:
+        raise ValueError(
+            f"chat_template_kwargs: {renderer} does not support {unknown} (supported: {sorted(supported) or 'none'})"
+        )
+    for key in bools:
+        if key in options and not isinstance(options[key], bool):
+            raise ValueError(f"chat_template_kwargs.{key}: expected a bool, got {options[key]!r}")
 
 
 @dataclass(frozen=True)
