@@ -52,6 +52,13 @@ def is_query(m: dict[str, Any]) -> bool:
     return m["role"] == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
 
 
+def with_reasoning(msg: dict[str, Any]) -> dict[str, Any]:
+    """The assistant turn with a non-empty thought (added when it has none)."""
+    if msg.get("reasoning_content") or "</think>" in (msg.get("content") or ""):
+        return msg
+    return {**msg, "reasoning_content": "thought"}
+
+
 def typed_calls(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Tool calls in the full OpenAI envelope (``"type": "function"``), which some templates print."""
     return [
@@ -181,7 +188,8 @@ FAMILY_CASES: dict[str, FamilyCase] = {
         # random mock tokens (that decode and re-encode differently) always do, so no rollout would get a turn 2.
         conversations=mm_conversations(),
         tools=mm_tools,
-        assistants=mm_assistant(plain_text),
+        # Always a thought: the generation prompt opens one, so a turn without it is no completion of that prompt.
+        assistants=mm_assistant(plain_text).map(with_reasoning),
     ),
     "llama3_1": FamilyCase(
         family="llama3_1",
