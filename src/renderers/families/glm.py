@@ -353,7 +353,7 @@ class GlmRenderer(PieceRenderer):
         open_id, close_id = self._ids["<think>"], self._ids["</think>"]
         inside: int | None = None
         for pos, tok in enumerate(prior):
-            if tok == open_id:
+            if tok == open_id and inside is None:  # a <think> inside a thought is part of its text
                 inside = pos + 1
             elif tok == close_id and inside is not None:
                 if self._has_text(prior[inside:pos], blank_counts):
