@@ -1,5 +1,9 @@
 """``renderers-mock vllm|dynamo [options]`` (also ``python -m mockservers``): run a mock server in the foreground.
 
+``renderers-mock dynamo-worker|dynamo-stack`` run the mock engine behind the real Dynamo frontend instead; they have
+parsers of their own (``mockservers.dynamo_worker``, ``mockservers.dynamo_stack``) and are dispatched before this
+parser runs.
+
 Prints one line ``renderers-mock <kind> ready: <url> ...`` when listening; stops cleanly on SIGINT/SIGTERM.
 """
 
@@ -52,7 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     dyn.add_argument("--backend", choices=DYNAMO_BACKENDS, default="vllm", help="worker behind the frontend")
     dyn.add_argument("--lax-validation", action="store_true", help="like DYN_IGNORE_OPENAI_FE_UNSUPPORTED_FIELDS=1")
     dyn.add_argument("--choice-logprobs-f64", action="store_true", help="print choices[].logprobs as doubles")
+    for name, text in REAL_DYNAMO_COMMANDS.items():  # listed in --help; main() hands their arguments over
+        sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+REAL_DYNAMO_COMMANDS = {
+    "dynamo-worker": "the mock engine as a worker of the real Dynamo 1.6.1 frontend (needs renderers[dynamo])",
+    "dynamo-stack": "ZMQ relay + real Dynamo frontend + N mock-engine workers on 127.0.0.1 (needs renderers[dynamo])",
+}
+
+
+def _real_dynamo_main(command: str, argv: list[str]) -> int:
+    if command == "dynamo-worker":
+        from mockservers.dynamo_worker import main as worker_main
+
+        return worker_main(argv)
+    from mockservers.dynamo_stack import main as stack_main
+
+    return stack_main(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> MockConfig:
@@ -121,6 +143,9 @@ async def serve(kind: str, config: MockConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in REAL_DYNAMO_COMMANDS:
+        return _real_dynamo_main(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -22,6 +22,7 @@ import orjson
 
 COMPLETION_IDS_MODES = ("present", "empty", "missing")
 LOGPROBS_MODES = ("match", "mismatch", "engine-only", "chat-only")
+ROUTING_MODES = ("as-asked", "full", "pre-trimmed")
 FAULT_HEADER = "x-mock-fault"
 
 
@@ -51,6 +52,16 @@ class FaultSpec:
     """Answer 200 with a body that is not valid JSON."""
     truncate: bool = False
     """Announce the full Content-Length, send half of the body, close the connection."""
+    routing: str = "as-asked"
+    """Dynamo worker (``renderers-mock dynamo-worker``): ``full`` ignores ``routed_experts_prompt_start`` (the whole
+    table, start 0); ``pre-trimmed`` trims the rows at the start but labels the table ``start: 0``."""
+    crash_after: int | None = None
+    """Dynamo worker: the worker process exits after streaming this many tokens of the request (a crash
+    mid-generation; the frontend answers 503, or migrates the request when migration is on)."""
+    migrated_after: int | None = None
+    """Mock Dynamo: answer as the 1.6.1 frontend does after migrating the request to a second worker once this
+    many tokens were generated: ``usage`` and the chat echo count every token, ``nvext.engine_data`` holds only the
+    second worker's part (its prompt is the original prompt plus those tokens)."""
     fail_first: int | None = None
     """Apply the failure (status, default 503, or hang/reset/invalid_json/truncate) only to the first N matching
     requests, then answer normally. Counted per fault spec."""
@@ -60,6 +71,12 @@ class FaultSpec:
             raise FaultError(f"completion_ids must be one of {', '.join(COMPLETION_IDS_MODES)}")
         if self.logprobs not in LOGPROBS_MODES:
             raise FaultError(f"logprobs must be one of {', '.join(LOGPROBS_MODES)}")
+        if self.routing not in ROUTING_MODES:
+            raise FaultError(f"routing must be one of {', '.join(ROUTING_MODES)}")
+        for name in ("crash_after", "migrated_after"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FaultError(f"{name} must be >= 1, got {value}")
         if self.status is not None and not 100 <= self.status <= 599:
             raise FaultError("status must be an HTTP status code (100-599)")
         if self.delay_s < 0:
@@ -89,7 +106,7 @@ class FaultSpec:
     def from_mapping(cls, data: Mapping[str, Any]) -> FaultSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         aliases = {"delay": "delay_s", "completion-ids": "completion_ids", "invalid-json": "invalid_json"}
-        aliases |= {"fail-first": "fail_first"}
+        aliases |= {"fail-first": "fail_first", "crash-after": "crash_after", "migrated-after": "migrated_after"}
         kwargs: dict[str, Any] = {}
         for raw_key, value in data.items():
             key = aliases.get(raw_key, raw_key)
@@ -135,7 +152,7 @@ def _coerce(key: str, value: Any) -> Any:
             if not isinstance(value, bool):
                 raise FaultError(f"{key} must be a boolean")
             return value
-        if key in ("status", "fail_first"):
+        if key in ("status", "fail_first", "crash_after", "migrated_after"):
             if value is None:
                 return None
             if isinstance(value, bool) or not isinstance(value, int | str):
@@ -145,7 +162,7 @@ def _coerce(key: str, value: Any) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise FaultError("delay_s must be a number")
             return float(value)
-        if key in ("completion_ids", "logprobs"):
+        if key in ("completion_ids", "logprobs", "routing"):
             if not isinstance(value, str):
                 raise FaultError(f"{key} must be a string")
             return value
