@@ -349,14 +349,19 @@ def _nvext(
     if "routed_experts" in extra and routed is not None and backend == "vllm":
         out["routed_experts"] = routed
     if "engine_data" in extra and backend == "vllm":
+        # After a migration (fault ``migrated_after``) the frontend returns the last worker's engine_data: its
+        # prompt is the original one plus the tokens generated before, its ids and logprobs are the rest.
+        cut = min(fault.migrated_after or 0, len(c.token_ids))
+        last_prompt = [*prompt, *c.token_ids[:cut]] if cut else prompt
         engine: dict[str, Any] = {
-            "prompt_token_ids": prompt,
-            "kv_cache_hit": {"prompt_tokens": len(prompt), "reused_tokens": 0},
-            "completion_token_ids": c.token_ids,
+            "prompt_token_ids": last_prompt,
+            "kv_cache_hit": {"prompt_tokens": len(last_prompt), "reused_tokens": 0},
+            "completion_token_ids": c.token_ids[cut:],
             "finished": True,
         }
         if with_logprobs and fault.logprobs != "chat-only":
-            engine["completion_logprobs"] = c.logprobs[:-1] if fault.logprobs == "mismatch" else c.logprobs
+            logprobs = c.logprobs[cut:]
+            engine["completion_logprobs"] = logprobs[:-1] if fault.logprobs == "mismatch" else logprobs
         if routed is not None:
             engine["routed_experts"] = routed
         _ids_fault(engine, fault)
@@ -395,6 +400,15 @@ def _usage(state: MockState, prompt_len: int, n_out: int, completions: bool = Fa
         details: dict[str, Any] = {"audio_tokens": None, "cached_tokens": 0} if completions else {"cached_tokens": 0}
         usage["prompt_tokens_details"] = details
     return usage
+
+
+def _chat_usage(state: MockState, prompt_len: int, c: Completion, fault: FaultSpec) -> dict[str, Any]:
+    """``usage`` of a chat answer: an emptied completion (fault) counts no tokens; after a migration
+    (``migrated_after``) the prompt count is the last worker's prompt, the completion count all tokens."""
+    if fault.completion_ids == "empty":
+        return _usage(state, prompt_len, 0)
+    cut = min(fault.migrated_after or 0, len(c.token_ids))
+    return _usage(state, prompt_len + cut, len(c.token_ids))
 
 
 async def _parse_json(request: web.Request) -> dict[str, Any] | web.Response:
@@ -485,7 +499,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "created": created,
         "model": model,
         "object": "chat.completion",
-        "usage": _usage(state, len(prompt), len(c.token_ids)),
+        "usage": _chat_usage(state, len(prompt), c, fault),
     }
     nv = _nvext(state, extra, prompt, c, want_lp, routed, fault, t0, t_first)
     if nv is not None:

@@ -140,7 +140,12 @@ def _request_fault(request: Mapping[str, Any], tito: Mapping[str, Any] | None, d
 
 
 def plan_request(
-    request: Mapping[str, Any], *, max_model_len: int, default_seed: int, faults: FaultSpec = FaultSpec()
+    request: Mapping[str, Any],
+    *,
+    max_model_len: int,
+    default_seed: int,
+    vocab_size: int | None = None,
+    faults: FaultSpec = FaultSpec(),
 ) -> RequestPlan:
     """Read a request dict as the frontend sends it (``token_ids``, ``stop_conditions``, ``sampling_options``,
     ``output_options``, ``extra_args``) into the engine's parameters, with the defaults of the pure-Python mocks.
@@ -151,6 +156,9 @@ def plan_request(
     prompt = _ids(request.get("token_ids"), "token_ids")
     if not prompt:
         raise WorkerError("token_ids must contain at least one token id")
+    if vocab_size is not None and (min(prompt) < 0 or max(prompt) >= vocab_size):
+        bad = next(t for t in prompt if not 0 <= t < vocab_size)
+        raise WorkerError(f"Token id {bad} is out of vocabulary")  # the frontend passes them on /inference/v1/generate
     room = max_model_len - len(prompt)
     if room < 1:
         raise WorkerError(f"prompt of {len(prompt)} ids leaves no room in the context of {max_model_len}")
@@ -270,7 +278,11 @@ class MockWorkerCore:
         if self.settings.log_requests:
             print(f"request {json.dumps(request, default=str)}", file=sys.stderr, flush=True)
         plan = plan_request(
-            request, max_model_len=self.max_model_len, default_seed=self.settings.seed, faults=self.settings.faults
+            request,
+            max_model_len=self.max_model_len,
+            default_seed=self.settings.seed,
+            vocab_size=self.tokenizer.vocab_size,
+            faults=self.settings.faults,
         )
         crash = None if self.settings.ignore_crash_faults else plan.fault.crash_after
         for sent, chunk in enumerate(chunks(self.engine, plan, self.settings)):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from renderers.client.http import HTTPClient
+from renderers.client.migration import check_dynamo_answer
 from renderers.client.transports.base import Transport, WireRequest, encode_body, parse_completion
 from renderers.client.wire import WireResult
 
@@ -101,8 +102,14 @@ class DynamoTransport(Transport):
         return encode_body(body)
 
     def parse(self, raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
-        """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32."""
-        return parse_completion(raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
+        """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32; then
+        ``engine_data`` is cross-checked against ``usage`` and the chat echo (a migrated request's partial
+        ``engine_data`` is rebuilt exactly or refused: ``renderers.client.migration``)."""
+
+        def parse(body: bytes) -> WireResult:
+            return parse_completion(body, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
+
+        return check_dynamo_answer(raw, prompt_len=prompt_len, parse=parse)
 
     async def send(
         self,
