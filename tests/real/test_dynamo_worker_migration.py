@@ -105,22 +105,6 @@ def test_kill_with_migration_generate_route_fails_whole(dynamo_stack_factory: St
             assert_equivalent(ref, outcome)
 
 
-def test_mock_dynamo_migrated_answer_is_rebuilt_like_the_real_one() -> None:
-    """The pure-Python mock Dynamo's ``migrated_after`` fault gives the answer the real frontend gave above; the
-    client rebuilds it to the engine's completion."""
-    cases = _cases(3)
-    reference = run(_reference(cases))
-
-    async def migrated() -> list[Outcome]:
-        with MockServer("dynamo", moe_layers=2, moe_top_k=2, num_experts=64, max_model_len=4096) as server:
-            async with EngineClient(server.url) as client:
-                return [await run_case(client, transport="dynamo", model=MODEL, case=c,
-                                       extra_headers={"x-mock-fault": "migrated_after=16"}) for c in cases]  # fmt: skip
-
-    for outcome, ref in zip(run(migrated()), reference, strict=True):
-        assert_equivalent(ref, outcome, outcome.describe())
-
-
 def test_crash_fault_mid_generation_is_a_503(dynamo_stack_factory: StackFactory) -> None:
     """The worker's ``crash_after`` fault: the process exits after 5 streamed tokens; the frontend answers 503."""
     stack = _stack(dynamo_stack_factory, 0)
