@@ -43,7 +43,7 @@ from typing import Any
 
 from mockservers.config import BUILTIN_TOKENIZER
 from mockservers.engine import Completion, Engine, SamplingParams
-from mockservers.faults import FaultError, FaultSpec
+from mockservers.faults import NO_FAULT, FaultError, FaultSpec
 from mockservers.tokenizer import MockTokenizer, load_tokenizer
 
 __all__ = ["FAULT_ANNOTATION", "WorkerError", "WorkerSettings", "build_parser", "main", "plan_request"]
@@ -145,7 +145,7 @@ def plan_request(
     max_model_len: int,
     default_seed: int,
     vocab_size: int | None = None,
-    faults: FaultSpec = FaultSpec(),
+    faults: FaultSpec = NO_FAULT,
 ) -> RequestPlan:
     """Read a request dict as the frontend sends it (``token_ids``, ``stop_conditions``, ``sampling_options``,
     ``output_options``, ``extra_args``) into the engine's parameters, with the defaults of the pure-Python mocks.
@@ -217,9 +217,7 @@ def routed_experts_object(
     return {"data": data, "shape": list(arr.shape), "start": label, "dtype": str(arr.dtype)}
 
 
-def engine_data(
-    plan: RequestPlan, c: Completion, routed: dict[str, Any] | None, fault: FaultSpec
-) -> dict[str, Any]:
+def engine_data(plan: RequestPlan, c: Completion, routed: dict[str, Any] | None, fault: FaultSpec) -> dict[str, Any]:
     """The final chunk's ``engine_data`` (the keys the real ``dynamo.vllm`` worker sends), faults applied."""
     data: dict[str, Any] = {
         "prompt_token_ids": plan.prompt,

@@ -123,7 +123,8 @@ def test_multi_turn_routing_stitches_through_real_dynamo(
                                             follow_up=follow_up, timeout=30.0)  # fmt: skip
 
         turns, whole = run(go())
-        assert whole is not None and whole.result is not None, [t.describe() for t in turns]
+        assert whole is not None, [t.describe() for t in turns]
+        assert whole.result is not None, whole.describe()
         results = []
         for t in turns:
             assert t.result is not None, t.describe()
@@ -196,7 +197,8 @@ def test_real_frontend_drops_stop_ids_when_ignore_eos(engine_stack: DynamoStack,
     stop_id = free.result["completion_ids"][5]
     case = Case(probe.prompt_ids, probe.sampling_params, [stop_id])
     reference, dynamo, generate = run(_three(engine_stack, mock_vllm_moe, case))
-    assert reference.result is not None and dynamo.result is not None
+    assert reference.result is not None
+    assert dynamo.result is not None
     assert reference.result["finish_reason"] == "stop"
     assert len(reference.result["completion_ids"]) <= 6
     assert_equivalent(reference, generate)
@@ -212,11 +214,13 @@ def test_real_frontend_greed_sampling_is_not_greedy(engine_stack: DynamoStack, m
     sampled = Case(greedy.prompt_ids, {"max_tokens": 8, "seed": 3})
     reference_greedy, _, _ = run(_three(engine_stack, mock_vllm_moe, greedy))
     reference_sampled, _, _ = run(_three(engine_stack, mock_vllm_moe, sampled))
+
     async def flagged() -> Outcome:
         async with EngineClient(engine_stack.url) as client:
             return await run_case(client, transport="dynamo", model=MODEL, case=with_flag, timeout=30.0)
 
     got = run(flagged())
     assert_equivalent(reference_sampled, got)
-    assert reference_greedy.result is not None and got.result is not None
+    assert reference_greedy.result is not None
+    assert got.result is not None
     assert got.result["completion_ids"] != reference_greedy.result["completion_ids"]

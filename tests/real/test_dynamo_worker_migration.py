@@ -40,8 +40,7 @@ def _cases(n: int) -> list[Case]:
 async def _kill_mid_run(stack: DynamoStack, cases: list[Case], transport: str) -> list[Outcome]:
     async with EngineClient(stack.url) as client:
         tasks = [
-            asyncio.create_task(run_case(client, transport=transport, model=MODEL, case=c, timeout=60.0))
-            for c in cases
+            asyncio.create_task(run_case(client, transport=transport, model=MODEL, case=c, timeout=60.0)) for c in cases
         ]
         await asyncio.sleep(PER_TOKEN_S * N_TOKENS / 3)  # about a third of the tokens streamed
         await asyncio.to_thread(stack.kill_worker, 0)

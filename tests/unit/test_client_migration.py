@@ -61,7 +61,8 @@ def test_migrated_answer_is_rebuilt_to_the_whole_completion(dynamo_moe: MockServ
     rebuilt = _parse(migrated)
     assert rebuilt.completion_ids == whole.completion_ids
     assert rebuilt.completion_logprobs == whole.completion_logprobs
-    assert rebuilt.routed_experts is not None and whole.routed_experts is not None
+    assert rebuilt.routed_experts is not None
+    assert whole.routed_experts is not None
     assert np.array_equal(rebuilt.routed_experts.to_numpy(), whole.routed_experts.to_numpy())
     trimmed = _parse(migrated, prompt_start=4)
     assert trimmed.routed_experts is not None
@@ -151,5 +152,5 @@ def test_dense_migrated_answer_is_not_returned_truncated() -> None:
         assert len(migrated["nvext"]["engine_data"]["completion_token_ids"]) == 30
         assert _parse(migrated).completion_ids == whole.completion_ids
         _wrong_prompt_count(migrated)
-        with pytest.raises(PartialCompletionError, match="usage.prompt_tokens is 5"):
+        with pytest.raises(PartialCompletionError, match=r"usage\.prompt_tokens is 5"):
             _parse(migrated)

@@ -59,8 +59,9 @@ def generate_request(prompt: list[int], sampling_params: dict[str, Any]) -> dict
         "stop_conditions": {"max_tokens": sampling_params.get("max_tokens"), "ignore_eos": False},
         "sampling_options": {"n": 1},
         "output_options": {"logprobs": sampling_params.get("logprobs")},
-        "extra_args": {"vllm_tito": {"request_id": "r", "model": "tiny-qwen3", "stream": False,
-                                     "sampling_params": sampling_params}},  # fmt: skip
+        "extra_args": {
+            "vllm_tito": {"request_id": "r", "model": "tiny-qwen3", "stream": False, "sampling_params": sampling_params}
+        },
     }
 
 
@@ -138,14 +139,17 @@ def _faulty(core: MockWorkerCore, fault: str, request: dict[str, Any] | None = N
 def test_engine_faults(core: MockWorkerCore) -> None:
     assert "completion_token_ids" not in _faulty(core, "completion_ids=missing")["engine_data"]
     empty = _faulty(core, "completion_ids=empty")["engine_data"]
-    assert empty["completion_token_ids"] == [] and empty["completion_logprobs"] == []
+    assert empty["completion_token_ids"] == []
+    assert empty["completion_logprobs"] == []
     assert len(_faulty(core, "logprobs=mismatch")["engine_data"]["completion_logprobs"]) == 5
     assert "completion_logprobs" not in _faulty(core, "logprobs=chat-only")["engine_data"]
     sp = {"max_tokens": 6, "logprobs": 1, "routed_experts_prompt_start": 4}
     full = _faulty(core, "", generate_request(PROMPT, {**sp, "mock_fault": "routing=full"}))["engine_data"]
-    assert full["routed_experts"]["start"] == 0 and full["routed_experts"]["shape"][0] == len(PROMPT) + 6 - 1
+    assert full["routed_experts"]["start"] == 0
+    assert full["routed_experts"]["shape"][0] == len(PROMPT) + 6 - 1
     pre = _faulty(core, "", generate_request(PROMPT, {**sp, "mock_fault": "routing=pre-trimmed"}))["engine_data"]
-    assert pre["routed_experts"]["start"] == 0 and pre["routed_experts"]["shape"][0] == len(PROMPT) + 6 - 1 - 4
+    assert pre["routed_experts"]["start"] == 0
+    assert pre["routed_experts"]["shape"][0] == len(PROMPT) + 6 - 1 - 4
 
 
 def test_global_fault_and_request_fault_combine(core: MockWorkerCore) -> None:
@@ -176,10 +180,12 @@ def test_bad_requests_are_refused_by_name(core: MockWorkerCore, request_dict: di
 def test_cli_lists_the_real_dynamo_commands_and_explains_a_missing_dynamo() -> None:
     help_text = subprocess.run([sys.executable, "-m", "mockservers", "--help"], capture_output=True, text=True,
                                check=True).stdout  # fmt: skip
-    assert "dynamo-worker" in help_text and "dynamo-stack" in help_text
+    assert "dynamo-worker" in help_text
+    assert "dynamo-stack" in help_text
     worker_help = subprocess.run([sys.executable, "-m", "mockservers", "dynamo-worker", "--help"],
                                  capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert "--moe-layers" in worker_help and "--fault" in worker_help
+    assert "--moe-layers" in worker_help
+    assert "--fault" in worker_help
     try:
         import dynamo  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:

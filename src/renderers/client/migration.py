@@ -74,8 +74,9 @@ def check_dynamo_answer(raw: bytes, *, prompt_len: int, parse: Callable[[bytes],
     exactly (module docstring); ``PartialCompletionError`` otherwise.
 
     ``parse`` is the transport's parser; it also parses the rebuilt body (where the echo's ids and float32
-    logprobs stand in ``engine_data``, so the usual rules check them against the routing table). A partial answer can fail ``parse``'s own rules first (its routing
-    table covers more rows than the truncated ids); such an error is re-raised only when ``usage`` agrees with it.
+    logprobs stand in ``engine_data``, so the usual rules check them against the routing table). A partial answer
+    can fail ``parse``'s own rules first (its routing table covers more rows than the truncated ids); such an
+    error is re-raised only when ``usage`` agrees with it.
     """
     try:
         result = parse(raw)
@@ -114,7 +115,7 @@ def _echo(choice: Any) -> list[tuple[int, float]] | None:
     for entry in content:
         tid = entry.get("token_id") if isinstance(entry, Mapping) else None
         lp = entry.get("logprob") if isinstance(entry, Mapping) else None
-        if type(tid) is not int or type(lp) not in (int, float):
+        if type(tid) is not int or not isinstance(lp, int | float) or isinstance(lp, bool):
             return None
         out.append((tid, float(lp)))
     return out
