@@ -299,22 +299,31 @@ def _chat_logprobs(state: MockState, c: Completion, n_top: int, as_ids: bool) ->
 
     for i, tid in enumerate(c.token_ids):
         sampled_rank = c.ranks[i]
-        tops = [(tid, c.logprobs[i])]
+        tops = [(tid, c.logprobs[i])] if n_top > 0 else []  # top_logprobs 0: an empty list (1.6.1)
         if n_top > 0:
             tops += [(t, v) for t, v, r in eng.candidates(c.keys[i], c.peaks[i], n_top) if r != sampled_rank]
         text = name(tid)
+        # The token a request stopped on (EOS or a stop id) is echoed without its text by the 1.6.1 frontend
+        # (token "", bytes null), and left out of the message text (checked against the real frontend by
+        # tests/real/test_dynamo_worker_differential.py).
+        hidden = i == len(c.token_ids) - 1 and c.finish_reason == "stop"
         content.append(
             {
-                "token": text,
+                "token": "" if hidden else text,
                 "logprob": conv(c.logprobs[i]),
                 "token_id": tid,
-                "bytes": list(text.encode()),
+                "bytes": None if hidden else list(text.encode()),
                 "top_logprobs": [
                     {"token": name(t), "logprob": conv(v), "bytes": list(name(t).encode())} for t, v in tops
                 ],
             }
         )
     return {"content": content, "refusal": None}
+
+
+def _shown_ids(c: Completion) -> list[int]:
+    """The ids whose text the chat message shows: all but the stop token a request ended on (1.6.1)."""
+    return c.token_ids[:-1] if c.finish_reason == "stop" and c.token_ids else c.token_ids
 
 
 def _worker_id(state: MockState) -> int:
@@ -488,7 +497,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             {
                 "index": 0,
                 "message": {
-                    "content": state.tokenizer.decode(c.token_ids, skip_special_tokens=skip),
+                    # 1.6.1 sends null, not "", when the completion shows no text
+                    "content": state.tokenizer.decode(_shown_ids(c), skip_special_tokens=skip) or None,
                     "refusal": None,
                     "role": "assistant",
                 },

@@ -36,7 +36,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,9 @@ class RequestPlan:
     prompt: list[int]
     params: SamplingParams
     want_logprobs: bool
+    top_n: int
+    """Alternatives per position (``output_options.logprobs``): each token's ``top_logprobs`` list is the sampled
+    token, then the ``top_n`` most likely others (vLLM's ``logprobs=N``; 0: the sampled token alone)."""
     prompt_start: int
     """Routing rows start here (0 on the chat route: Dynamo 1.6.1 cannot carry a start there)."""
     fault: FaultSpec
@@ -185,7 +188,9 @@ def plan_request(
         if not 0 <= start < len(prompt):
             # What dynamo/vllm/engine_generate.py does for the real worker (a start past the prompt has no rows).
             raise WorkerError(f"routed_experts_prompt_start {start} must be in [0, {len(prompt)})")
-        return RequestPlan(prompt, params, sp.get("logprobs") is not None, start, _request_fault(request, tito, faults))
+        top_n = max(_int(sp.get("logprobs"), "sampling_params.logprobs", 0), 0)
+        fault = _request_fault(request, tito, faults)
+        return RequestPlan(prompt, params, sp.get("logprobs") is not None, top_n, start, fault)
     sc = request.get("stop_conditions") or {}
     so = request.get("sampling_options") or {}
     oo = request.get("output_options") or {}
@@ -201,7 +206,8 @@ def plan_request(
         stop_token_ids=frozenset(_ids(sc.get("stop_token_ids"), "stop_conditions.stop_token_ids")),
         ignore_eos=sc.get("ignore_eos") is True,
     )
-    return RequestPlan(prompt, params, oo.get("logprobs") is not None, 0, _request_fault(request, None, faults))
+    top_n = max(_int(oo.get("logprobs"), "output_options.logprobs", 0), 0)
+    return RequestPlan(prompt, params, oo.get("logprobs") is not None, top_n, 0, _request_fault(request, None, faults))
 
 
 def routed_experts_object(
@@ -238,9 +244,19 @@ def engine_data(plan: RequestPlan, c: Completion, routed: dict[str, Any] | None,
     return data
 
 
-def chunks(engine: Engine, plan: RequestPlan, settings: WorkerSettings) -> Iterator[dict[str, Any]]:
+def top_logprobs(engine: Engine, c: Completion, i: int, n: int, piece: Callable[[int], str]) -> list[dict[str, Any]]:
+    """Position ``i``'s alternatives as the Dynamo wire has them: the sampled token first, then the ``n`` most
+    likely other tokens (the order and set of the mocks' chat echo)."""
+    tops = [(c.token_ids[i], c.logprobs[i], c.ranks[i])]
+    tops += [(t, lp, r) for t, lp, r in engine.candidates(c.keys[i], c.peaks[i], n) if r != c.ranks[i]]
+    return [{"rank": r, "token_id": t, "token": piece(t), "logprob": lp} for t, lp, r in tops]
+
+
+def chunks(
+    engine: Engine, plan: RequestPlan, settings: WorkerSettings, piece: Callable[[int], str] | None = None
+) -> Iterator[dict[str, Any]]:
     """The chunks the worker streams for one request: one per token, the last one with the finish reason,
-    ``completion_usage`` and ``engine_data``."""
+    ``completion_usage`` and ``engine_data``. ``piece`` (a token's text) enables ``top_logprobs``."""
     c = engine.generate(plan.prompt, plan.params)
     fault = plan.fault
     per_token_lp = plan.want_logprobs and fault.logprobs != "engine-only"
@@ -250,6 +266,8 @@ def chunks(engine: Engine, plan: RequestPlan, settings: WorkerSettings) -> Itera
         out: dict[str, Any] = {"token_ids": [tid], "index": 0}
         if per_token_lp:
             out["log_probs"] = [c.logprobs[i]]
+            if piece is not None:
+                out["top_logprobs"] = [top_logprobs(engine, c, i, plan.top_n, piece)]
         if i == n - 1:
             out["finish_reason"] = c.finish_reason
             out["completion_usage"] = {
@@ -283,7 +301,7 @@ class MockWorkerCore:
             faults=self.settings.faults,
         )
         crash = None if self.settings.ignore_crash_faults else plan.fault.crash_after
-        for sent, chunk in enumerate(chunks(self.engine, plan, self.settings)):
+        for sent, chunk in enumerate(chunks(self.engine, plan, self.settings, self.tokenizer.piece)):
             if is_stopped is not None and is_stopped():
                 yield {"token_ids": [], "index": 0, "finish_reason": "cancelled"}
                 return

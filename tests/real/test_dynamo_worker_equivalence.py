@@ -13,14 +13,11 @@ becomes a 500 instead of vLLM's 400 (covered by the mock suites, not a transport
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-from mockservers.dynamo_stack import DynamoStack, dynamo_stack
-from mockservers.pytest_plugin import dynamo_python
+from mockservers.dynamo_stack import DynamoStack
 from mockservers.server import MockServer
 from renderers.client import EngineClient
 from renderers.errors import (
@@ -32,15 +29,12 @@ from renderers.errors import (
     RoutedExpertsError,
 )
 from renderers.testing.equivalence import Outcome, assert_equivalent, routing_stitch_checks, run_case, run_multi_turn
-from renderers.testing.strategies import Case, MoeSettings, cases
+from renderers.testing.strategies import Case, cases
 
 from ..conformance.conftest import EOS_ID, MODEL, VOCAB_SIZE, run
 
 pytestmark = pytest.mark.real_dynamo
 
-MOE = MoeSettings(2, 4, 300)  # uint16 expert ids: the widest payload
-MAX_MODEL_LEN = 4096
-MOE_ARGS = ["--moe-layers", "2", "--moe-top-k", "4", "--num-experts", "300"]
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
@@ -56,21 +50,6 @@ def _portable(case: Case) -> bool:
 
 
 case_st = cases(vocab_size=VOCAB_SIZE, max_prompt_len=1024, max_tokens=48, eos_id=EOS_ID).filter(_portable)
-
-
-@pytest.fixture(scope="module")
-def engine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoStack]:
-    """The real frontend with two mock-engine workers (MoE), /inference/v1/generate on."""
-    work = tmp_path_factory.mktemp("engine-stack")
-    with dynamo_stack(python=dynamo_python(), worker="mock", workers=2, workdir=work, max_model_len=MAX_MODEL_LEN,
-                      worker_args=MOE_ARGS) as stack:  # fmt: skip
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def mock_vllm_moe() -> Iterator[MockServer]:
-    with MockServer("vllm", max_model_len=MAX_MODEL_LEN, **MOE.server_config()) as server:
-        yield server
 
 
 async def _three(stack: DynamoStack, vllm: MockServer, case: Case, sp_extra: dict[str, object] | None = None,

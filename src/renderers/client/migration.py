@@ -14,8 +14,8 @@ sources:
 
 The rule (``check_dynamo_answer``), applied after the shared parser:
 
-1. If ``usage`` agrees with what the parser returned (``completion_tokens`` = number of completion ids,
-   ``prompt_tokens`` = prompt length), the answer is whole: it is returned as parsed.
+1. If ``usage.completion_tokens`` equals the number of completion ids the parser returned (or ``usage`` has no
+   such count), the answer is whole: it is returned as parsed.
 2. Otherwise it is rebuilt only when every part of it is explained by the migration above, with ``C`` =
    ``usage.completion_tokens``, ``E`` = ``engine_data.completion_token_ids`` and ``m = C - len(E)``:
    the echo has exactly ``C`` entries, each with its ``token_id`` and ``logprob``; its last ``len(E)`` ids are
@@ -86,10 +86,7 @@ def check_dynamo_answer(raw: bytes, *, prompt_len: int, parse: Callable[[bytes],
             raise
         return _rebuild(raw, prompt_len, usage, parse, exc)
     usage = _usage(raw)
-    if usage is None or (
-        (usage.completion_tokens is None or usage.completion_tokens == len(result.completion_ids))
-        and (usage.prompt_tokens is None or usage.prompt_tokens == prompt_len)
-    ):
+    if usage is None or usage.completion_tokens is None or usage.completion_tokens == len(result.completion_ids):
         return result
     return _rebuild(raw, prompt_len, usage, parse, None)
 
@@ -143,8 +140,8 @@ def _rebuild(
     def refuse(message: str, field: str) -> PartialCompletionError:
         return _refuse(message, usage, n_engine, n_echo, field)
 
-    if cause is not None and total == n_engine and usage.prompt_tokens in (None, prompt_len):
-        raise cause  # a whole answer that breaks the parser's rules: its own error
+    if cause is not None and (not isinstance(ids, list) or total == n_engine):
+        raise cause  # no engine_data, or one that usage agrees with: the parser's own error  # a whole answer that breaks the parser's rules: its own error
     if total is None:
         raise refuse("usage.completion_tokens is absent", "usage.completion_tokens") from cause
     if not isinstance(ids, list):
