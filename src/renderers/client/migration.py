@@ -141,7 +141,7 @@ def _rebuild(
         return _refuse(message, usage, n_engine, n_echo, field)
 
     if cause is not None and (not isinstance(ids, list) or total == n_engine):
-        raise cause  # no engine_data, or one that usage agrees with: the parser's own error  # a whole answer that breaks the parser's rules: its own error
+        raise cause  # no engine_data, or one that usage agrees with: the parser's own error
     if total is None:
         raise refuse("usage.completion_tokens is absent", "usage.completion_tokens") from cause
     if not isinstance(ids, list):
