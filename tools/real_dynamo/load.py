@@ -33,10 +33,10 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from mockservers.config import BUILTIN_TOKENIZER
 from mockservers.dynamo_stack import dynamo_stack
 from mockservers.engine import Engine, SamplingParams
 from mockservers.tokenizer import load_tokenizer
-from mockservers.config import BUILTIN_TOKENIZER
 from renderers.client import EngineClient
 from renderers.errors import EngineHTTPError, RenderersError
 from renderers.testing.equivalence import run_case
