@@ -31,7 +31,8 @@ def test_dynamo_stack_command_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         match = re.match(r"ready after [0-9.]+s: (http://127\.0\.0\.1:\d+) model=tiny-qwen3 pids=(\{.*\})", line)
         assert match, line
         url, pids = match.group(1), match.group(2)
-        assert "worker0" in pids and "worker1" in pids and "frontend" in pids and "relay" in pids
+        for name in ("relay", "worker0", "worker1", "frontend"):
+            assert name in pids
         health = httpx.get(f"{url}/health", timeout=10).json()
         assert len({i["instance_id"] for i in health["instances"] if i["endpoint"] == "generate"}) == 2
         body = {"model": "tiny-qwen3", "token_ids": [5, 6, 7], "sampling_params": {"max_tokens": 3, "logprobs": 1}}
