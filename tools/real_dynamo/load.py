@@ -13,7 +13,8 @@ once a third of the calls are done and starts it again a second later; workers t
 ``--per-token-s`` so calls are in flight when it dies.
 
 Prints one JSON line: counts of equal results, wrong results (must be 0), typed errors by class and status,
-lost calls (must be 0), migrations the frontend logged, elapsed seconds and calls per second.
+lost calls (must be 0), migrations the frontend logged (streams recreated mid-generation, and requests re-sent after
+a failed connection), elapsed seconds and calls per second.
 """
 
 from __future__ import annotations
@@ -117,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = asyncio.run(drive(stack.url, cases, args.concurrency, on_progress))
         elapsed = time.perf_counter() - t0
         frontend = next(proc for proc in stack.processes if proc.name == "frontend")
-        migrations = frontend.log_tail(10**9).count("recreating stream")
+        log = frontend.log_tail(10**9)
+        migrations = {
+            "mid_stream": log.count("recreating stream"),
+            "before_first_token": log.count("Creating new stream"),
+        }
     counts: collections.Counter[str] = collections.Counter()
     wrong: list[str] = []
     for case, outcome in zip(cases, outcomes, strict=True):
