@@ -57,10 +57,31 @@ class _Head(msgspec.Struct, gc=False):
 
 
 _HEAD: Any = msgspec.json.Decoder(_Head)
+_USAGE: Any = msgspec.json.Decoder(_Usage | None)
+_USAGE_KEY = b'"usage":'
+_USAGE_MAX = 4096  # a usage object is a few hundred bytes
 
 
 def _usage(raw: bytes) -> _Usage | None:
-    """The ``usage`` counts, or ``None`` when absent or not plain integers (then there is nothing to check)."""
+    """The ``usage`` counts, or ``None`` when absent or not plain integers (then there is nothing to check).
+
+    Fast path: when ``"usage":`` occurs exactly once in the body (a quote inside a JSON string is escaped, so the
+    key cannot hide in one), only its object is decoded: a few hundred bytes instead of a body of megabytes.
+    Anything else decodes the whole body (routed-experts text cut out) for the top-level key.
+    """
+    at = raw.find(_USAGE_KEY)
+    if at >= 0 and raw.find(_USAGE_KEY, at + 1) < 0:
+        start = at + len(_USAGE_KEY)
+        end = raw.find(b"}", start, start + _USAGE_MAX)
+        # The object may hold one nested object (``prompt_tokens_details``): close on the brace after it.
+        while end >= 0 and raw.count(b"{", start, end + 1) != raw.count(b"}", start, end + 1):
+            end = raw.find(b"}", end + 1, start + _USAGE_MAX)
+        if end >= 0:
+            try:
+                usage: _Usage | None = _USAGE.decode(raw[start : end + 1])
+                return usage
+            except (msgspec.DecodeError, RecursionError):
+                pass
     rest, _ = split_body(raw)
     try:
         head: _Head = _HEAD.decode(rest)
