@@ -154,3 +154,36 @@ def test_dense_migrated_answer_is_not_returned_truncated() -> None:
         _wrong_prompt_count(migrated)
         with pytest.raises(PartialCompletionError, match=r"usage\.prompt_tokens is 5"):
             _parse(migrated)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            b'{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":0}},'
+            b'"nvext":{}}',
+            (5, 7),
+        ),
+        (b'{"usage": {"prompt_tokens": 2, "completion_tokens": 3}}', (2, 3)),
+        # Twice (a nested "usage" too): the whole body is decoded for the top-level key.
+        (
+            b'{"nvext":{"x":{"usage":{"prompt_tokens":1,"completion_tokens":1}}},"usage":{"prompt_tokens":9,'
+            b'"completion_tokens":4}}',
+            (9, 4),
+        ),
+        (
+            b'{"choices":[{"message":{"content":"say \\"usage\\": {"}}],"usage":{"prompt_tokens":6,'
+            b'"completion_tokens":1}}',
+            (6, 1),
+        ),
+        (b'{"usage":null}', None),
+        (b'{"choices":[]}', None),
+        (b'{"usage":{"prompt_tokens":"5"}}', None),  # not integers: nothing to check
+    ],
+)
+def test_usage_is_read_from_the_top_level(body: bytes, expected: tuple[int, int] | None) -> None:
+    from renderers.client.migration import _usage
+
+    usage = _usage(body)
+    got = None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+    assert got == expected
