@@ -280,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = rest[1:]
     elif rest:
         p.error(f"unrecognized arguments: {' '.join(rest)} (worker arguments go after --)")
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: restore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         with dynamo_stack(
