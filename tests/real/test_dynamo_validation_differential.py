@@ -292,8 +292,8 @@ def verdict(resp: httpx.Response, stop_strings: bool) -> Any:
     doc = resp.json()
     if resp.status_code == 200:
         choices = doc["choices"]
-        finish = None if stop_strings else [c["finish_reason"] for c in choices]
-        return 200, kind, shape(doc), _usage(doc.get("usage"), stop_strings), len(choices), finish
+        finish_reasons = None if stop_strings else [c["finish_reason"] for c in choices]
+        return 200, kind, shape(doc), _usage(doc.get("usage"), stop_strings), len(choices), finish_reasons
     message = doc.get("message")
     if isinstance(message, str) and message.startswith(UNSUPPORTED_PREFIX):
         message = (UNSUPPORTED_PREFIX, frozenset(_NAME.findall(message[len(UNSUPPORTED_PREFIX) :])))

@@ -85,7 +85,7 @@ def max_model_len(real_vllm_url: str, real_vllm_model: str) -> int:
 
 @pytest.fixture(scope="module")
 def mock_url(real_vllm_model: str, max_model_len: int) -> Iterator[str]:
-    settings = {"model": real_vllm_model, "max_model_len": max_model_len, "vllm_profile": "vllm-0.32"}
+    settings: dict[str, Any] = {"model": real_vllm_model, "max_model_len": max_model_len, "vllm_profile": "vllm-0.32"}
     # the real tiny model is dense (the mocks are MoE by default); eos_period=0: it never stops early here
     server = MockServer("vllm", **settings, eos_period=0, moe_layers=0).start()
     try:

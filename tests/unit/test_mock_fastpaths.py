@@ -121,7 +121,8 @@ def test_large_body_written_in_pieces_equals_the_joined_body(mock_server_factory
         req = urllib.request.Request(server.url + "/inference/v1/generate", data=body, headers=headers)
         with urllib.request.urlopen(req, timeout=60) as resp:
             assert resp.status == 200
-            return resp.read()
+            data: bytes = resp.read()
+            return data
 
     pieces, joined = fetch({}), fetch({"x-mock-fault": "delay_s=0"})
     assert len(pieces) > 1 << 20
