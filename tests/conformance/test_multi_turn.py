@@ -75,7 +75,11 @@ async def _rollout(
     async with EngineClient(servers.get(kind, variant, MOE).url) as client:
         common: dict[str, Any] = {"client": client, "renderer": renderer, "model": MODEL, "transport": kind}
         turn1 = await generate(messages=messages, sampling_params=sp, **common)
-        bridged = renderer.bridge_to_next_turn(turn1["prompt_ids"], turn1["completion_ids"], follow_up)
+        try:
+            bridged = renderer.bridge_to_next_turn(turn1["prompt_ids"], turn1["completion_ids"], follow_up)
+        except ValueError as exc:  # refused like the template would (MiniMax M2: a tool result after no tool call)
+            note(f"bridge refused: {exc}")
+            return None
         if bridged is None:
             return None
         start = len(turn1["prompt_ids"]) + len(turn1["completion_ids"]) - 1
