@@ -77,8 +77,7 @@ async def _rollout(
         turn1 = await generate(messages=messages, sampling_params=sp, **common)
         try:
             bridged = renderer.bridge_to_next_turn(turn1["prompt_ids"], turn1["completion_ids"], follow_up)
-        except ValueError as exc:  # refused like the template would (MiniMax M2: a tool result after no tool call)
-            note(f"bridge refused: {exc}")
+        except ValueError:  # a follow-up the family's template refuses (MiniMax: a tool result after no call)
             return None
         if bridged is None:
             return None

@@ -422,10 +422,17 @@ def test_create_renderer_passes_options(tok47: Any) -> None:
         create_renderer(tok47, renderer="glm47", chat_template_kwargs={"clear_thinking": "no"})
 
 
-@pytest.mark.parametrize("folder", ["glm-4.5v", "glm-4-32b-0414", "deepseek-v3"])
+@pytest.mark.parametrize("folder", ["glm-4.5v", "glm-4-32b-0414"])
 def test_neighbours_are_not_claimed(folder: str) -> None:
     # GLM-4.5V's own (vision) template writes a different generation prompt; GLM-4-0414 has another template and
-    # vocabulary; DeepSeek V3 has none of GLM's tokens.
+    # vocabulary.
     with pytest.warns(NativeRendererUnavailable):
         r = create_renderer(otc_dir(folder))
     assert not isinstance(r, GlmRenderer)
+
+
+def test_another_family_is_not_claimed_as_glm() -> None:
+    # DeepSeek V3 has none of GLM's tokens: its own family takes it.
+    r = create_renderer(otc_dir("deepseek-v3"))
+    assert not isinstance(r, GlmRenderer)
+    assert type(r).__name__ == "DeepSeekRenderer"
