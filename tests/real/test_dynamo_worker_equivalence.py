@@ -88,6 +88,7 @@ def test_out_of_vocabulary_prompt_is_an_http_error_everywhere(engine_stack: Dyna
 
 
 @settings(suppress_health_check=HEALTH, deadline=None, max_examples=15)
+@example(first=Case([0], {"max_tokens": 1, "top_p": 1 / 3}), follow_up=[0])  # top_p rounded to f32 by the frontend
 @given(first=cases(vocab_size=VOCAB_SIZE, max_prompt_len=512, max_tokens=32, eos_id=EOS_ID).filter(_portable),
        follow_up=st.lists(st.integers(0, VOCAB_SIZE - 1), min_size=1, max_size=16))  # fmt: skip
 def test_multi_turn_routing_stitches_through_real_dynamo(
