@@ -162,6 +162,8 @@ RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
 """The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
+STRUCT_LENGTHS = {"WebSearchOptions": 2}
+"""Field counts serde names when a struct is read from an empty sequence (checked against the real 1.6.1 frontend)."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -246,6 +248,8 @@ def check_present(kind: str, value: Any) -> str | None:
         ((tag, content),) = value.items()
         return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
     if kind.startswith("struct:"):
+        if isinstance(value, list) and not value and kind[7:] in STRUCT_LENGTHS:
+            return f"invalid length 0, expected struct {kind[7:]} with {STRUCT_LENGTHS[kind[7:]]} elements"
         if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
             return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
