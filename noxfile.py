@@ -111,6 +111,7 @@ DYNAMO_RUNTIME_PINS = ROOT / "tools" / "real_dynamo" / "dynamo-runtime.txt"
 DYNAMO_RUNTIME_VENV = ROOT / ".nox" / "dynamo-runtime"
 REAL_DYNAMO_URL_ENV = "RENDERERS_REAL_DYNAMO_URL"
 REAL_DYNAMO_MODEL_ENV = "RENDERERS_REAL_DYNAMO_MODEL"
+DYNAMO_PYTHON_ENV = "RENDERERS_DYNAMO_PYTHON"  # mockservers.pytest_plugin.DYNAMO_PYTHON_ENV
 
 
 def dynamo_runtime(session: nox.Session) -> Path:
@@ -139,7 +140,8 @@ def dynamo_runtime(session: nox.Session) -> Path:
 
 @nox.session(python=PYTHON)
 def real_dynamo(session: nox.Session) -> None:
-    """Tests against a real Dynamo 1.6.1 frontend + mocker worker on loopback (tests marked real_dynamo)."""
+    """Tests against a real Dynamo 1.6.1 frontend on loopback (tests marked real_dynamo): with Dynamo's mocker
+    worker, and with the mock engine as its workers (``renderers-mock dynamo-worker``, stacks the tests start)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from tools.real_dynamo.launch import DEFAULT_MODEL_NAME, StackError, dynamo_stack
@@ -156,6 +158,8 @@ def real_dynamo(session: nox.Session) -> None:
                 session.log(f"Dynamo is up at {stack.url} (pids {stack.pids})")
                 session.env[REAL_DYNAMO_URL_ENV] = stack.url
                 session.env[REAL_DYNAMO_MODEL_ENV] = DEFAULT_MODEL_NAME
+                # Tests that start their own stacks (the mock engine as Dynamo workers) run them with this Python.
+                session.env[DYNAMO_PYTHON_ENV] = str(python)
                 try:
                     run_pytest(session, "-m", "real_dynamo", "tests/real", *session.posargs)
                 except BaseException:

@@ -7,6 +7,9 @@ field and nothing here. A subcommand that is not a mock HTTP server (another pro
 
 A server prints one line ``renderers-mock <kind> ready: <url> (model <name>)`` when listening and stops cleanly on
 SIGINT/SIGTERM.
+
+``dynamo-worker`` and ``dynamo-stack`` run the mock engine behind the real Dynamo frontend
+(``mockservers.dynamo_worker``, ``mockservers.dynamo_stack``; Dynamo itself is imported only when they run).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mockservers import dynamo_stack, dynamo_worker
 from mockservers.config import MockConfig
 from mockservers.faults import FaultError, FaultSpec
 
@@ -113,6 +117,8 @@ def _server(name: str, help: str) -> Subcommand:
 SUBCOMMANDS: list[Subcommand] = [
     _server("vllm", "mock vLLM: POST /inference/v1/generate"),
     _server("dynamo", "mock Dynamo 1.6.1 frontend: POST /v1/chat/completions with nvext"),
+    Subcommand("dynamo-worker", dynamo_worker.HELP, dynamo_worker.add_arguments, dynamo_worker.run),
+    Subcommand("dynamo-stack", dynamo_stack.HELP, dynamo_stack.add_arguments, dynamo_stack.run),
 ]
 """The subcommands in help order; append one to add it."""
 

@@ -394,7 +394,9 @@ class Engine:
         if params.top_k > 0:
             size_cap = min(size_cap, params.top_k)
         if params.top_p < 1.0:
-            size_cap = max(1, math.ceil(params.top_p * size_cap))
+            # top_p as a float32, as the engines hold it (vLLM's sampling tensors, Dynamo's f32 field): a value such
+            # as 1/3 then gives the same candidate count whether or not a Dynamo frontend rounded it on the way.
+            size_cap = max(1, math.ceil(float(np.float32(params.top_p)) * size_cap))
         return size_cap
 
     def _generate_short(self, n0: int, h: int, b: int, params: SamplingParams, seed_key: int) -> Completion:

@@ -14,8 +14,9 @@ Two kinds of fault, each applied in one place of this module:
 
 * transport faults (``status``, ``delay_s``, ``hang``, ``reset``, ``invalid_json``, ``truncate``) replace or break the
   whole response: ``respond_with_fault`` runs the handler (or not) around them;
-* content faults (``completion_ids``, ``logprobs``) edit the token ids and logprob lists of a built response:
-  ``apply_content_fault`` is the one function both mocks call on each object that carries them.
+* content faults (``completion_ids``, ``logprobs``, ``migrated_after``) edit the token ids and logprob lists of a built
+  response: ``apply_content_fault`` is the one function the mocks (and the Dynamo worker) call on each object that
+  carries them.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from aiohttp import web
 
 CompletionIdsMode = Literal["present", "empty", "missing"]
 LogprobsMode = Literal["match", "mismatch", "engine-only", "chat-only"]
+RoutingMode = Literal["as-asked", "full", "pre-trimmed"]
 FaultSource = Literal["none", "global", "header"]
 LogprobsSource = Literal["engine", "chat"]
 COMPLETION_IDS_MODES: tuple[str, ...] = get_args(CompletionIdsMode)
 LOGPROBS_MODES: tuple[str, ...] = get_args(LogprobsMode)
+ROUTING_MODES: tuple[str, ...] = get_args(RoutingMode)
 FAULT_HEADER = "x-mock-fault"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -71,6 +74,16 @@ class FaultSpec:
     """Answer 200 with a body that is not valid JSON."""
     truncate: bool = False
     """Announce the full Content-Length, send half of the body, close the connection."""
+    routing: RoutingMode = "as-asked"
+    """Dynamo worker (``renderers-mock dynamo-worker``): ``full`` ignores ``routed_experts_prompt_start`` (the whole
+    table, start 0); ``pre-trimmed`` trims the rows at the start but labels the table ``start: 0``."""
+    crash_after: int | None = None
+    """Dynamo worker: the worker process exits after streaming this many tokens of the request (a crash
+    mid-generation; the frontend answers 503, or migrates the request when migration is on)."""
+    migrated_after: int | None = None
+    """Mock Dynamo: answer as the 1.6.1 frontend does after migrating the request to a second worker once this
+    many tokens were generated: ``usage`` and the chat echo count every token, ``nvext.engine_data`` holds only the
+    second worker's part (its prompt is the original prompt plus those tokens)."""
     fail_first: int | None = None
     """Apply the failure (status, default 503, or hang/reset/invalid_json/truncate) only to the first N matching
     requests, then answer normally. Counted per fault spec."""
@@ -82,6 +95,12 @@ class FaultSpec:
             )
         if self.logprobs not in LOGPROBS_MODES:
             raise FaultError(f"logprobs must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs!r}")
+        if self.routing not in ROUTING_MODES:
+            raise FaultError(f"routing must be one of {', '.join(ROUTING_MODES)}, got {self.routing!r}")
+        for name in ("crash_after", "migrated_after"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FaultError(f"{name} must be >= 1, got {value!r}")
         if self.status is not None and not 100 <= self.status <= 599:
             raise FaultError(f"status must be an HTTP status code (100-599), got {self.status!r}")
         if self.delay_s < 0:
@@ -101,7 +120,7 @@ class FaultSpec:
     @property
     def edits_content(self) -> bool:
         """Whether ``apply_content_fault`` changes anything."""
-        return self.completion_ids != "present" or self.logprobs != "match"
+        return self.completion_ids != "present" or self.logprobs != "match" or self.migrated_after is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from normal behaviour."""
@@ -160,7 +179,7 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
             return value.lower() in _TRUE
         raise FaultError(f"{key} must be a boolean, got {value!r}")
-    if key in ("status", "fail_first"):
+    if key in ("status", "fail_first", "crash_after", "migrated_after"):
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -175,7 +194,7 @@ def _coerce(key: str, value: Any) -> Any:
             return float(value)
         except ValueError:
             raise FaultError(f"delay_s must be a number, got {value!r}") from None
-    if key in ("completion_ids", "logprobs") and not isinstance(value, str):
+    if key in ("completion_ids", "logprobs", "routing") and not isinstance(value, str):
         raise FaultError(f"{key} must be a string, got {value!r}")
     if key == "body" and isinstance(value, str) and value[:1] in ("{", "["):
         with contextlib.suppress(orjson.JSONDecodeError):
@@ -199,11 +218,18 @@ def apply_content_fault(
     """Edit one response object in place: the token ids at ``obj[ids_key]`` and the logprobs at ``obj[logprobs_key]``
     (a list, or an object whose ``content`` is the list).
 
+    ``migrated_after`` (``source="engine"``, Dynamo's ``engine_data``): the ids and logprobs lose their first
+    ``migrated_after`` entries, as the last worker of a migrated request reports only its continuation (the caller
+    extends ``engine_data``'s prompt and ``usage``: ``migrated_cut``).
     ``completion_ids``: ``empty`` empties both (an empty completion has no logprobs either), ``missing`` removes the
     ids. ``logprobs``: ``mismatch`` drops the last logprob; ``engine-only`` / ``chat-only`` remove the logprobs of
     the other ``source`` (the chat's become ``null``, the engine's key goes away). ``source=None``: a server with one
     logprob source (vLLM), where only ``mismatch`` applies.
     """
+    if source == "engine" and fault.migrated_after is not None:
+        for cut_key in (ids_key, logprobs_key):
+            if cut_key is not None and isinstance(obj.get(cut_key), list):
+                obj[cut_key] = obj[cut_key][fault.migrated_after :]
     if ids_key is not None and ids_key in obj:
         if fault.completion_ids == "empty":
             obj[ids_key] = []
@@ -230,6 +256,11 @@ def apply_content_fault(
         holder[key] = []
     elif fault.logprobs == "mismatch":
         holder[key] = values[:-1]
+
+
+def migrated_cut(fault: FaultSpec, n_tokens: int) -> int:
+    """How many of a completion's ``n_tokens`` the first worker generated under ``migrated_after`` (0: none)."""
+    return min(fault.migrated_after or 0, n_tokens)
 
 
 # ---- choosing the fault of a request ---------------------------------------------------------------------------

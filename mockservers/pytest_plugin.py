@@ -4,6 +4,8 @@
   port), handed to each test with its faults and journal reset. Works in sync and async tests alike.
 * ``mock_server_factory``: start servers with custom settings for one test, e.g.
   ``mock_server_factory("dynamo", moe_layers=2, routed_experts_mode="full")``; they stop after the test.
+* ``dynamo_stack_factory``: the real Dynamo 1.6.1 frontend with N mock-engine workers
+  (``renderers-mock dynamo-stack``); needs ``ai-dynamo`` in ``$RENDERERS_DYNAMO_PYTHON`` or the current Python.
 
 Imports of aiohttp and the apps are deferred to fixture use, so loading the plugin costs nothing.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from mockservers.dynamo_stack import DynamoStack
     from mockservers.server import MockServer
 
 MockServerFactory = Callable[..., "MockServer"]
@@ -71,3 +74,40 @@ def mock_server_factory() -> Iterator[MockServerFactory]:
     yield factory
     for server in started:
         server.stop()
+
+
+# ---- the real Dynamo frontend with the mock engine as its workers ------------------------------------------------
+DYNAMO_PYTHON_ENV = "RENDERERS_DYNAMO_PYTHON"
+"""Path of a Python with ``ai-dynamo`` 1.6.1 for ``dynamo_stack_factory`` (default: the one running pytest)."""
+
+
+def dynamo_python() -> str:
+    """The interpreter the stacks run with: ``$RENDERERS_DYNAMO_PYTHON``, else the current one."""
+    import os
+    import sys
+
+    return os.environ.get(DYNAMO_PYTHON_ENV) or sys.executable
+
+
+@pytest.fixture
+def dynamo_stack_factory(tmp_path: Any) -> Iterator[Callable[..., DynamoStack]]:
+    """Start real Dynamo stacks for one test: ``dynamo_stack_factory(workers=2, worker_args=["--moe-layers", "2"])``
+    (keyword arguments of ``mockservers.dynamo_stack.dynamo_stack``; by default the mock-engine worker, the
+    interpreter of ``dynamo_python()`` and a work folder under the test's ``tmp_path``). Stopped after the test; a
+    stack that cannot start fails the test with the processes' log tails."""
+    import contextlib
+
+    from mockservers.dynamo_stack import dynamo_stack
+
+    with contextlib.ExitStack() as stacks:
+        count = 0
+
+        def factory(**kwargs: Any) -> DynamoStack:
+            nonlocal count
+            count += 1
+            kwargs.setdefault("python", dynamo_python())
+            kwargs.setdefault("worker", "mock")
+            kwargs.setdefault("workdir", tmp_path / f"dynamo-stack-{count}")
+            return stacks.enter_context(dynamo_stack(**kwargs))
+
+        yield factory

@@ -14,7 +14,7 @@ from mockservers import routing
 from mockservers.app import MockState
 from mockservers.dynamo.rules import worker_id
 from mockservers.engine import Completion
-from mockservers.faults import FaultSpec, apply_content_fault
+from mockservers.faults import FaultSpec, apply_content_fault, migrated_cut
 
 EXTRA_FIELDS = ("worker_id", "timing", "routed_experts", "engine_data", "completion_token_ids")
 """The ``nvext.extra_fields`` names the frontend answers; others are accepted and ignored."""
@@ -56,22 +56,31 @@ def chat_logprobs(state: MockState, c: Completion, n_top: int, as_ids: bool) -> 
 
     for i, tid in enumerate(c.token_ids):
         sampled_rank = c.ranks[i]
-        tops = [(tid, c.logprobs[i])]
+        tops = [(tid, c.logprobs[i])] if n_top > 0 else []  # top_logprobs 0: an empty list (1.6.1)
         if n_top > 0:
             tops += [(t, v) for t, v, r in eng.candidates(c.keys[i], c.peaks[i], n_top) if r != sampled_rank]
         text = name(tid)
+        # The token a request stopped on (EOS or a stop id) is echoed without its text by the 1.6.1 frontend
+        # (token "", bytes null) and left out of the message text (``shown_ids``; checked against the real
+        # frontend by tests/real/test_dynamo_worker_differential.py).
+        hidden = i == len(c.token_ids) - 1 and c.finish_reason == "stop"
         content.append(
             {
-                "token": text,
+                "token": "" if hidden else text,
                 "logprob": conv(c.logprobs[i]),
                 "token_id": tid,
-                "bytes": list(text.encode()),
+                "bytes": None if hidden else list(text.encode()),
                 "top_logprobs": [
                     {"token": name(t), "logprob": conv(v), "bytes": list(name(t).encode())} for t, v in tops
                 ],
             }
         )
     return {"content": content, "refusal": None}
+
+
+def shown_ids(c: Completion) -> list[int]:
+    """The ids whose text the chat message shows: all but the stop token a request ended on (1.6.1)."""
+    return c.token_ids[:-1] if c.finish_reason == "stop" and c.token_ids else c.token_ids
 
 
 def routed_experts(
@@ -95,6 +104,14 @@ def usage(state: MockState, prompt_len: int, n_out: int, completions: bool = Fal
         details: dict[str, Any] = {"audio_tokens": None, "cached_tokens": 0} if completions else {"cached_tokens": 0}
         usage["prompt_tokens_details"] = details
     return usage
+
+
+def chat_usage(state: MockState, prompt_len: int, c: Completion, fault: FaultSpec) -> dict[str, Any]:
+    """``usage`` of a chat answer: an emptied completion (fault ``completion_ids=empty``) counts no tokens; after a
+    migration (``migrated_after``) the prompt count is the last worker's prompt, the completion count all tokens."""
+    if fault.completion_ids == "empty":
+        return usage(state, prompt_len, 0)
+    return usage(state, prompt_len + migrated_cut(fault, len(c.token_ids)), len(c.token_ids))
 
 
 def response_nvext(
@@ -122,9 +139,12 @@ def response_nvext(
     if "routed_experts" in extra and routed is not None and backend == "vllm":
         out["routed_experts"] = routed
     if "engine_data" in extra and backend == "vllm":
+        # After a migration (fault ``migrated_after``) the frontend returns the last worker's engine_data: its
+        # prompt is the original one plus the tokens generated before, its ids and logprobs the rest.
+        last_prompt = [*ans.prompt, *c.token_ids[: migrated_cut(fault, len(c.token_ids))]]
         engine: dict[str, Any] = {
-            "prompt_token_ids": ans.prompt,
-            "kv_cache_hit": {"prompt_tokens": len(ans.prompt), "reused_tokens": 0},
+            "prompt_token_ids": last_prompt,
+            "kv_cache_hit": {"prompt_tokens": len(last_prompt), "reused_tokens": 0},
             "completion_token_ids": c.token_ids,
             "finished": True,
         }
@@ -152,7 +172,9 @@ def chat_body(state: MockState, ans: Answer, fault: FaultSpec) -> bytes:
             {
                 "index": 0,
                 "message": {
-                    "content": state.tokenizer.decode(c.token_ids, skip_special_tokens=ans.skip_special_tokens),
+                    # 1.6.1 sends null, not "", when the completion shows no text
+                    "content": state.tokenizer.decode(shown_ids(c), skip_special_tokens=ans.skip_special_tokens)
+                    or None,
                     "refusal": None,
                     "role": "assistant",
                 },
@@ -163,7 +185,7 @@ def chat_body(state: MockState, ans: Answer, fault: FaultSpec) -> bytes:
         "created": ans.created,
         "model": state.config.model,
         "object": "chat.completion",
-        "usage": usage(state, len(ans.prompt), len(c.token_ids)),
+        "usage": chat_usage(state, len(ans.prompt), c, fault),
     }
     nv = response_nvext(state, ans, routed, fault)
     if nv is not None:

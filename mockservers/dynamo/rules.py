@@ -11,8 +11,9 @@ A body goes through the same four stages as in the frontend, and the first refus
    neither land in ``unsupported_fields``. ``nvext`` is a ``deny_unknown_fields`` struct (``NVEXT_FIELDS``).
 2. **``stream_options``** without ``stream: true`` (the HTTP service's check, before ``validate``).
 3. **``validate()``** (``VALIDATION``, in the order ``ValidateRequest::validate`` runs them; ``Validation: ...``).
-4. **The model and the worker**: an unknown model is 404 ``Model not found``; the mocker worker needs a token
-   budget, and refuses ids outside its vocabulary (``Invalid request``).
+4. **The model and the worker**: an unknown model is 404 ``Model not found``; ``continue_final_message`` with a final
+   message without text is ``Invalid request``; the mocker worker needs a token budget, and refuses ids outside its
+   vocabulary (``Invalid request``).
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
 """The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
+STRUCT_LENGTHS = {"WebSearchOptions": 2}
+"""Field counts serde names when a struct is read from an empty sequence (checked against the real 1.6.1 frontend)."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -245,6 +248,8 @@ def check_present(kind: str, value: Any) -> str | None:
         ((tag, content),) = value.items()
         return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
     if kind.startswith("struct:"):
+        if isinstance(value, list) and not value and kind[7:] in STRUCT_LENGTHS:
+            return f"invalid length 0, expected struct {kind[7:]} with {STRUCT_LENGTHS[kind[7:]]} elements"
         if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
             return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
@@ -924,6 +929,10 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
     validate(body, state)
     if body["model"] != state.config.model:
         raise RequestError(404, "Model not found")
+    if body.get("continue_final_message") is True and not _flatten_content(body["messages"][-1].get("content")):
+        # The preprocessor refuses to continue a final message without text (real 1.6.1 frontend: also with
+        # ``nvext.token_data``, and before the mocker's token-budget check).
+        raise _bad("Invalid request")
     nvext = body.get("nvext") or {}
     wid = worker_id(state)
     routed = any(nvext.get(k) not in (None, wid) for k in ("backend_instance_id", "decode_worker_id"))

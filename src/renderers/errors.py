@@ -13,7 +13,9 @@ The tree::
     │       ├── MalformedResponseError  not JSON, or a required field missing or of the wrong type
     │       ├── MissingCompletionIdsError  no completion token ids anywhere in the response
     │       ├── LogprobMismatchError    logprob count differs from the completion id count
-    │       └── RoutedExpertsError      routed experts payload inconsistent (shape, dtype, base64 length)
+    │       ├── RoutedExpertsError      routed experts payload inconsistent (shape, dtype, base64 length)
+    │       └── PartialCompletionError  Dynamo's engine_data covers only part of the completion (a migrated
+    │                                   request) and the whole cannot be rebuilt exactly
     └── (renderer input problems are plain ``ValueError``s naming the message index and field)
 
 Every error carries a message that names the field and the offending value, so a failed rollout
@@ -33,6 +35,7 @@ __all__ = [
     "MalformedResponseError",
     "MissingCompletionIdsError",
     "OverlongPromptError",
+    "PartialCompletionError",
     "RenderersError",
     "ResponseError",
     "RoutedExpertsError",
@@ -138,3 +141,26 @@ class LogprobMismatchError(ResponseError):
 
 class RoutedExpertsError(ResponseError):
     """The routed experts payload is inconsistent: shape, dtype, start or base64 length."""
+
+
+class PartialCompletionError(ResponseError):
+    """Dynamo's ``nvext.engine_data`` disagrees with ``usage`` (or the chat echo): it describes only part of the
+    completion, as after a request migrated to a second worker, and the whole answer cannot be rebuilt exactly.
+
+    ``usage`` holds the frontend's counts, ``engine_data_ids`` the number of ``engine_data.completion_token_ids``
+    and ``echo_ids`` the number of chat-echo entries (``None`` when absent).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        usage: dict[str, int | None],
+        engine_data_ids: int,
+        echo_ids: int | None,
+    ) -> None:
+        self.usage = usage
+        self.engine_data_ids = engine_data_ids
+        self.echo_ids = echo_ids
+        super().__init__(message, field=field, value=engine_data_ids)

@@ -8,9 +8,16 @@ FAILS with the reason; it is never skipped. Importing this module has no side ef
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+
+from mockservers.dynamo_stack import DynamoStack, dynamo_stack
+from mockservers.pytest_plugin import dynamo_python
+from mockservers.server import MockServer
+from renderers.testing.strategies import MoeSettings
 
 REAL_DYNAMO_URL_ENV = "RENDERERS_REAL_DYNAMO_URL"
 REAL_DYNAMO_MODEL_ENV = "RENDERERS_REAL_DYNAMO_MODEL"
@@ -115,3 +122,34 @@ def real_dynamo_vllm_url(real_vllm_model: str) -> str:
         "run `nox -s real_dynamo_vllm`",
         real_vllm_model,
     )
+
+
+# ---- the real Dynamo frontend with the mock engine as its workers (tests that start their own stacks) -----------
+ENGINE_MOE = MoeSettings(2, 4, 300)  # uint16 expert ids: the widest payload
+ENGINE_MOE_CONFIG: dict[str, Any] = ENGINE_MOE.server_config()
+"""The same shape as ``MockConfig`` fields for the pure-Python mocks."""
+ENGINE_MAX_MODEL_LEN = 4096
+
+
+@pytest.fixture(scope="session")
+def engine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoStack]:
+    """The real frontend with two mock-engine workers (MoE ``ENGINE_MOE``), ``/inference/v1/generate`` on.
+    Runs with ``$RENDERERS_DYNAMO_PYTHON`` (``nox -s real_dynamo`` sets it to its runtime venv)."""
+    args = ["--moe-layers", "2", "--moe-top-k", "4", "--num-experts", "300"]
+    with dynamo_stack(python=dynamo_python(), worker="mock", workers=2, workdir=tmp_path_factory.mktemp("engine"),
+                      max_model_len=ENGINE_MAX_MODEL_LEN, worker_args=args) as stack:  # fmt: skip
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def mock_vllm_moe() -> Iterator[MockServer]:
+    """The pure-Python mock vLLM with the engine stack's MoE shape and context."""
+    with MockServer("vllm", max_model_len=ENGINE_MAX_MODEL_LEN, **ENGINE_MOE_CONFIG) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mock_dynamo_moe() -> Iterator[MockServer]:
+    """The pure-Python mock Dynamo (``dynamo.vllm`` backend, full routing) with the engine stack's MoE shape."""
+    with MockServer("dynamo", max_model_len=ENGINE_MAX_MODEL_LEN, **ENGINE_MOE_CONFIG) as server:
+        yield server

@@ -239,3 +239,14 @@ def test_vectorised_generation_equals_the_per_token_model(
 @given(st.lists(st.integers(0, 5000), max_size=100))
 def test_prompt_states_by_dot_product_equal_the_recurrences(ids: list[int]) -> None:
     assert ENGINE.prefix(ids) == (final_state(ids), ENGINE.prefix_bs(ids)[-1])
+
+
+def test_top_p_is_applied_as_float32() -> None:
+    # 2301 ordinary ids: 1/3 of them is 767 exactly, where a double top_p and its float32 rounding (what a Dynamo
+    # frontend forwards) fall on either side of the ceiling. Both must sample alike, as the real engines' float32 do.
+    third = 1 / 3
+    rounded = float(np.float32(third))
+    assert math.ceil(third * 2301) != math.ceil(rounded * 2301)
+    a = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=third, seed=5, ignore_eos=True))
+    b = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=rounded, seed=5, ignore_eos=True))
+    assert (a.token_ids, a.logprobs) == (b.token_ids, b.logprobs)

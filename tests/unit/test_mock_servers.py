@@ -321,7 +321,10 @@ DYN_BAD: list[tuple[Any, int, str]] = [
     ({**dynamo_body(PROMPT), "logprobs": 1}, 400, "invalid type: integer `1`, expected a boolean at line 1 column"),
     ({**dynamo_body(PROMPT), "nvext": {"token_data": [1, -1]}}, 400, "invalid value: integer `-1`, expected u32 at"),
     ({**dynamo_body(PROMPT), "nvext": {"token_data": [999999]}}, 400, "Invalid request"),
+    # a final message without text cannot be continued (real 1.6.1: also with token_data)
+    ({**dynamo_body(PROMPT), "add_generation_prompt": False, "continue_final_message": True}, 400, "Invalid request"),
     ({**dynamo_body(PROMPT), "nvext": []}, 400, "Failed to deserialize"),
+    ({**dynamo_body(PROMPT), "web_search_options": []}, 400, "invalid length 0, expected struct WebSearchOptions"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "missing field `model`"),
     ([1, 2], 400, "Failed to deserialize"),
 ]
@@ -335,6 +338,12 @@ def test_dynamo_rejects_malformed_requests(mock_dynamo: MockServer, body: Any, s
     assert set(err) == {"message", "type", "code"}
     assert err["code"] == status
     assert text in err["message"]
+
+
+def test_dynamo_continues_a_final_message_with_text(mock_dynamo: MockServer) -> None:
+    body = {**dynamo_body(PROMPT), "add_generation_prompt": False, "continue_final_message": True}
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
+    assert post(mock_dynamo.url + "/v1/chat/completions", body)[0] == 200
 
 
 def test_dynamo_passthrough_and_lax(mock_dynamo: MockServer, mock_server_factory: Any) -> None:

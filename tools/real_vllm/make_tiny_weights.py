@@ -3,7 +3,7 @@
 Usage: ``python tools/real_vllm/make_tiny_weights.py OUT_DIR [--moe]``  (run it with the vLLM venv's python:
 it needs ``torch`` and ``transformers``)
 
-The tokenizer, chat template and config are those of ``tools/real_dynamo/make_tiny_model.py`` (the mock servers'
+The tokenizer, chat template and config are those of ``mockservers/model_folder.py`` (the mock servers'
 built-in tokenizer, vocab 2304, specials at 2301-2303; hidden 64, 2 layers, 4 heads, 2 KV heads, head_dim 32:
 vLLM's CPU attention refuses head sizes below 32). The weights are transformers' own initialisation under
 ``torch.manual_seed(0)``, in float32, saved as safetensors (about 1.6 MB): the same bytes every run with the same
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.real_dynamo.make_tiny_model import write_json, write_model
+from mockservers.model_folder import write_json, write_model
 
 SEED = 0
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final
 
 from renderers.client._call import WireRequest
 from renderers.client._http import RawResponse
+from renderers.client._migration import check_dynamo_answer
 from renderers.client._parse import WireResult, parse_completion
 from renderers.client._server_info import ServerInfo
 from renderers.client._transports.base import Transport, encode_body
@@ -107,7 +108,12 @@ class DynamoTransport(Transport):
     def parse(self, raw: bytes, *, prompt_len: int, prompt_start: int | None = None) -> WireResult:
         """The shared rules; logprobs taken from the chat echo are rounded back to the engine's float32.
 
-        Checks that only a Dynamo body needs (its ``nvext.engine_data`` against the OpenAI-shaped parts of the same
-        body) belong here, after the shared parse, with ``raw`` and the parsed result at hand.
+        Then the Dynamo-only check: ``nvext.engine_data`` against ``usage`` and the chat echo of the same body. A
+        migrated request's partial ``engine_data`` is rebuilt exactly or refused with ``PartialCompletionError``
+        (``renderers.client._migration``).
         """
-        return parse_completion(raw, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
+
+        def parse(body: bytes) -> WireResult:
+            return parse_completion(body, prompt_len=prompt_len, prompt_start=prompt_start, chat_logprobs_float32=True)
+
+        return check_dynamo_answer(raw, prompt_len=prompt_len, parse=parse)

@@ -1,6 +1,6 @@
 """A loopback XSUB/XPUB relay for Dynamo's ZMQ event plane in broker mode.
 
-Usage: ``python tools/real_dynamo/zmq_relay.py XSUB_PORT XPUB_PORT``
+Usage: ``python mockservers/zmq_relay.py XSUB_PORT XPUB_PORT`` (run as a script: it imports only ``zmq``)
 
 In its default "direct" mode each Dynamo event publisher binds ``tcp://0.0.0.0:<random>``. With
 ``DYN_ZMQ_BROKER_URL="xsub=tcp://127.0.0.1:A , xpub=tcp://127.0.0.1:B"`` the publishers connect to a broker
