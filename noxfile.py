@@ -150,9 +150,7 @@ def real_dynamo(session: nox.Session) -> None:
     python = dynamo_runtime(session)
     with tempfile.TemporaryDirectory(prefix="renderers-real-dynamo-") as tmp:
         model_dir = Path(tmp) / "tiny-qwen3"
-        session.run(
-            str(python), str(ROOT / "tools" / "real_dynamo" / "make_tiny_model.py"), str(model_dir), external=True
-        )
+        session.run(str(python), str(ROOT / "mockservers" / "model_folder.py"), str(model_dir), external=True)
         try:
             with dynamo_stack(python=python, model_dir=model_dir, workdir=Path(tmp) / "stack") as stack:
                 session.log(f"Dynamo is up at {stack.url} (pids {stack.pids})")
@@ -349,7 +347,7 @@ def record(session: nox.Session) -> None:
     and sampled values change, key sets must not.
     """
     _import_tools()
-    from tools.real_servers import StackError
+    from mockservers.processes import StackError
     from tools.record import RecordError, record_all
 
     install_project(session, "test")
@@ -358,7 +356,7 @@ def record(session: nox.Session) -> None:
     dynamo_vllm_python = engine_runtime(session, DYNAMO_VLLM_RUNTIME)
     with tempfile.TemporaryDirectory(prefix="renderers-record-models-") as tmp:
         model_dir = Path(tmp) / "tiny-qwen3"
-        session.run(str(dynamo_python), str(ROOT / "tools" / "real_dynamo" / "make_tiny_model.py"), str(model_dir),
+        session.run(str(dynamo_python), str(ROOT / "mockservers" / "model_folder.py"), str(model_dir),
                     external=True)  # fmt: skip
         weights_dir = tiny_weights(session, vllm_python, Path(tmp) / "tiny-qwen3-w")
         try:

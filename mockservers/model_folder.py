@@ -1,7 +1,7 @@
 """Write a tiny Qwen3-style model folder (tokenizer, chat template, config; no weights) for the real Dynamo
 frontend and its workers (Dynamo's mocker, ``renderers-mock dynamo-worker``).
 
-Usage: ``python tools/real_dynamo/make_tiny_model.py OUT_DIR`` (or ``python mockservers/model_folder.py OUT_DIR``)
+Usage: ``python mockservers/model_folder.py OUT_DIR``
 
 The tokenizer is the mock servers' built-in one (``mockservers/data/tiny-qwen3``: byte-level BPE, 2304 ids,
 ``<|endoftext|>``/``<|im_start|>``/``<|im_end|>`` at 2301-2303), copied as is, so the real Dynamo frontend and

@@ -9,7 +9,7 @@ distribution fails: it looks up package metadata under the name ``vllm``) with `
 ``POST /inference/v1/generate``) and ``--enforce-eager`` (no torch.compile warm-up: ready in about 30-45 s instead
 of about 90 s on two cores). It listens on 127.0.0.1 only, on a port picked free at start. Everything it writes
 (``VLLM_CACHE_ROOT``, the ZMQ IPC sockets under ``VLLM_RPC_BASE_PATH``, ``TMPDIR``, ``XDG_CACHE_HOME``,
-``HF_HOME``) goes into the work folder. Process handling is ``tools/real_servers.py``.
+``HF_HOME``) goes into the work folder. Process handling is ``mockservers/processes.py``.
 
 Use from Python::
 
@@ -36,7 +36,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``tools`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.real_servers import (
+from mockservers.processes import (
     HOST,
     Process,
     RunningProcesses,
