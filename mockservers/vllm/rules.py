@@ -75,7 +75,12 @@ class ParameterError(Exception):
 
 
 class PlainError(Exception):
-    """A ``ValueError`` raised past pydantic (route and engine checks): HTTP 400, ``BadRequestError``, no ``param``."""
+    """A ``ValueError`` raised past pydantic by the route: HTTP 400, ``BadRequestError``, no ``param``."""
+
+
+class EngineFailure(Exception):
+    """A ``ValueError`` raised inside the engine's ``generate``: vLLM wraps it in an ``EngineGenerateError`` with no
+    message, so the answer is HTTP 500, ``InternalServerError``, an empty message."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -109,7 +114,9 @@ class StructuredOutputsParams:
                 f"You can only use one kind of structured outputs constraint but multiple are specified: {shown}"
             )
         if count < 1:
-            raise ParameterError(f"You must use one kind of structured outputs constraint but none are specified: {shown}")
+            raise ParameterError(
+                f"You must use one kind of structured outputs constraint but none are specified: {shown}"
+            )
 
 
 @pydantic.dataclasses.dataclass
@@ -206,8 +213,10 @@ POST_INIT_CHECKS: tuple[PostInitCheck, ...] = (
     (lambda s: s["n"] < 1, lambda s: f"n must be at least 1, got {s['n']}.", None),
     (
         lambda s: s["n"] > MAX_N_SEQUENCES,
-        lambda s: f"n must be at most {MAX_N_SEQUENCES}, got {s['n']}. To increase this limit, set the "
-        "VLLM_MAX_N_SEQUENCES environment variable.",
+        lambda s: (
+            f"n must be at most {MAX_N_SEQUENCES}, got {s['n']}. To increase this limit, set the "
+            "VLLM_MAX_N_SEQUENCES environment variable."
+        ),
         None,
     ),
     (
@@ -240,8 +249,16 @@ POST_INIT_CHECKS: tuple[PostInitCheck, ...] = (
         lambda s: f"temperature must be a finite number, got {s['temperature']}.",
         "temperature",
     ),
-    (lambda s: s["temperature"] < 0.0, lambda s: f"temperature must be non-negative, got {s['temperature']}.", "temperature"),
-    (lambda s: s["temperature"] > 2.0, lambda s: f"temperature must be in [0, 2], got {s['temperature']}.", "temperature"),
+    (
+        lambda s: s["temperature"] < 0.0,
+        lambda s: f"temperature must be non-negative, got {s['temperature']}.",
+        "temperature",
+    ),
+    (
+        lambda s: s["temperature"] > 2.0,
+        lambda s: f"temperature must be in [0, 2], got {s['temperature']}.",
+        "temperature",
+    ),
     (lambda s: not 0.0 < s["top_p"] <= 1.0, lambda s: f"top_p must be in (0, 1], got {s['top_p']}.", "top_p"),
     (lambda s: s["top_k"] < -1, lambda s: f"top_k must be 0 (disable), or at least 1, got {s['top_k']}.", None),
     (lambda s: not _between(s["min_p"], 0.0, 1.0), lambda s: f"min_p must be in [0, 1], got {s['min_p']}.", None),
@@ -306,15 +323,15 @@ def _ints_fit(value: Any, low: int, high: int) -> bool:
 
 def _thinking_budget(value: Any) -> int | None:
     """``validate_thinking_token_budget``: ``None``, ``-1`` (unlimited: ``None``) or a non-negative int."""
-    if value is None or value == -1 and not isinstance(value, bool):
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, (bool, float)) or not isinstance(value, int) or value < -1:
         raise ParameterError(
             "`thinking_token_budget` must be a non-negative integer or -1 for unlimited.",
             "thinking_token_budget",
             value,
         )
-    return value
+    return None if value == -1 else value
 
 
 def post_init(fields: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +370,9 @@ class _SamplingParamsSchema:
     """vLLM's ``PydanticMsgspecMixin`` schema: ``instance of SamplingParams`` or the field dict, then ``post_init``."""
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: pydantic.GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: pydantic.GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         return core_schema.union_schema(
             [
                 core_schema.is_instance_schema(_SamplingParamsInstance),
@@ -472,10 +491,14 @@ MAX_REPORTED_ERRORS = 10
 MAX_ERROR_INPUT_CHARS = 200
 MAX_ERROR_CHARS = 1000
 INTERNAL_LOC_MARKERS = frozenset(
-    "function-wrap function-after function-before function-plain json-or-python lax-or-strict chain default nullable "
-    "tagged-union union call arguments is-instance is-subclass callable str int float bool bytes bytearray list tuple "
-    "dict set frozenset complex none nonetype".split()
+    {
+        *("function-wrap", "function-after", "function-before", "function-plain", "json-or-python", "lax-or-strict"),
+        *("chain", "default", "nullable", "tagged-union", "union", "call", "arguments", "is-instance", "is-subclass"),
+        *("callable", "str", "int", "float", "bool", "bytes", "bytearray", "list", "tuple", "dict", "set"),
+        *("frozenset", "complex", "none", "nonetype"),
+    }
 )
+"""pydantic's wrapper and union-branch names that vLLM drops from a ``loc`` (bracketed ones go too)."""
 
 
 def _summarize_input(value: Any) -> Any:
@@ -520,7 +543,9 @@ def format_validation_errors(errors: list[Any]) -> RequestError:
     return RequestError(400, message.rstrip(), "Bad Request", param)
 
 
-def parameter_error(exc: ParameterError | PlainError) -> RequestError:
+def parameter_error(exc: ParameterError | PlainError | EngineFailure) -> RequestError:
+    if isinstance(exc, EngineFailure):
+        return RequestError(500, "", "InternalServerError")
     param = exc.parameter if isinstance(exc, ParameterError) else None
     return RequestError(400, str(exc), "BadRequestError", param)
 
@@ -543,14 +568,14 @@ def _parses_as_json(content_type: str | None) -> bool:
     return kind == "application" and (sub == "json" or sub.endswith("+json"))
 
 
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 def read_json(raw: bytes, content_type: str | None) -> Any:
     """The body as vLLM's route sees it; raises ``RequestError`` for a body that is not JSON or a wrong media type.
 
     orjson reads the common body; the standard library, which vLLM uses, reads the rest: what orjson refuses
-    (``NaN``/``Infinity``, which it takes), bodies with a run of 20 digits (orjson reads an integer past 64 bits as
+    (``NaN``/``Infinity``, which it takes), bodies with a run of 19 digits (orjson reads an integer past 64 bits as
     a float; the standard library keeps it exact), and it words the error (message and position) as vLLM does.
     """
     body: Any = None
@@ -600,7 +625,7 @@ def _out_of_vocab(ids: list[int], vocab: int) -> list[int]:
     return [t for t in ids if t < 0 or t >= vocab]
 
 
-def _engine_checks(s: dict[str, Any], vocab: int) -> None:
+def _engine_checks(s: dict[str, Any], vocab: int, max_model_len: int) -> None:
     """``SamplingParams.verify`` and the input processor's feature gates, in order."""
     logprobs = s.get("logprobs")
     if logprobs:
@@ -642,12 +667,10 @@ def _engine_checks(s: dict[str, Any], vocab: int) -> None:
                 "prompt_logprobs",
                 wanted,
             )
-    if s.get("prompt_logprob_token_ids") is not None:
-        raise ParameterError(
-            "prompt_logprob_token_ids requires the V2 model runner (VLLM_USE_V2_MODEL_RUNNER=1).",
-            "prompt_logprob_token_ids",
-        )
-    if s.get("prompt_logprob_start") is not None:
+    rows = s.get("prompt_logprob_token_ids")
+    if rows is not None:
+        _prompt_logprob_rows(rows, s.get("prompt_logprob_start"), vocab, max_model_len)
+    elif s.get("prompt_logprob_start") is not None:
         raise ParameterError(
             "prompt_logprob_start requires prompt_logprob_token_ids.", "prompt_logprob_start", s["prompt_logprob_start"]
         )
@@ -673,6 +696,11 @@ def _engine_checks(s: dict[str, Any], vocab: int) -> None:
             raise ParameterError("allowed_token_ids is not None and empty!", "allowed_token_ids", allowed)
         if bad := _out_of_vocab(allowed, vocab):
             raise ParameterError("allowed_token_ids contains out-of-vocab token id!", "allowed_token_ids", bad)
+    if rows is not None:  # checked by verify(), then refused by this engine (the V1 model runner)
+        raise ParameterError(
+            "prompt_logprob_token_ids requires the V2 model runner (VLLM_USE_V2_MODEL_RUNNER=1).",
+            "prompt_logprob_token_ids",
+        )
     if s.get("thinking_token_budget") is not None:
         raise ParameterError(
             "thinking_token_budget is set but reasoning_config is not configured. Please set --reasoning-parser "
@@ -683,6 +711,41 @@ def _engine_checks(s: dict[str, Any], vocab: int) -> None:
             "trace_decode_token_ids is set but trace replay is not enabled. Start the engine with "
             "--enable-trace-replay to use it."
         )
+
+
+def _prompt_logprob_rows(rows: list[list[int]], start: int | None, vocab: int, max_model_len: int) -> None:
+    """``SamplingParams._validate_logprobs`` on ``prompt_logprob_token_ids`` (a list of rows, -1 pads)."""
+    shape = (len(rows), max(map(len, rows), default=0))
+    if 0 in shape:
+        raise ParameterError(
+            "prompt_logprob_token_ids must be a non-empty integer array of shape [num_rows, num_ids].",
+            "prompt_logprob_token_ids",
+            "list",
+        )
+    if shape[0] > max_model_len - 1:
+        raise ParameterError(
+            f"prompt_logprob_token_ids has {shape[0]} rows, but a prompt has at most {max_model_len - 1} scored rows "
+            "(max_model_len - 1).",
+            "prompt_logprob_token_ids",
+            shape[0],
+        )
+    if shape[1] > MAX_LOGPROBS:
+        raise ParameterError(
+            f"Requested {shape[1]} token ids per row in prompt_logprob_token_ids, which is greater than max allowed: "
+            f"{MAX_LOGPROBS}. Set max_logprobs (--max-logprobs) to at least {shape[1]}.",
+            "prompt_logprob_token_ids",
+            shape[1],
+        )
+    padded = [t for row in rows for t in row] + ([-1] if any(len(row) < shape[1] for row in rows) else [])
+    low, high = min(padded), max(padded)
+    if low < -1 or high >= vocab:
+        raise ParameterError(
+            f"prompt_logprob_token_ids contain out-of-vocab token ids (-1 pads a row). Vocabulary size: {vocab}",
+            "prompt_logprob_token_ids",
+            [low, high],
+        )
+    if start is not None and start < 0:
+        raise ParameterError("prompt_logprob_start must be non-negative.", "prompt_logprob_start", start)
 
 
 def _trace_checks(s: dict[str, Any], trace: list[int], vocab: int) -> None:
@@ -705,7 +768,7 @@ def _trace_checks(s: dict[str, Any], trace: list[int], vocab: int) -> None:
     )
     for failed, message in problems:
         if failed:
-            raise PlainError(message)
+            raise EngineFailure(message)
     if bad := _out_of_vocab(trace, vocab):
         raise ParameterError(
             f"token_id(s) {bad} in trace_decode_token_ids contain out-of-vocab token ids. Vocabulary size: {vocab}",
@@ -749,7 +812,7 @@ def parse_generate(body: Any, state: MockState) -> ValidRequest:
         raise parameter_error(exc) from None
     try:
         return _accept(request, body, state)
-    except (ParameterError, PlainError) as exc:
+    except (ParameterError, PlainError, EngineFailure) as exc:
         raise parameter_error(exc) from None
 
 
@@ -765,7 +828,9 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
             404, f"The model `{request.model}` does not exist. Valid aliases: {cfg.model}.", "NotFoundError", "model"
         )
     if s["n"] > cfg.max_num_seqs:
-        raise PlainError(f"sampling_params.n must be at most the server's max_num_seqs ({cfg.max_num_seqs}), got {s['n']}.")
+        raise PlainError(
+            f"sampling_params.n must be at most the server's max_num_seqs ({cfg.max_num_seqs}), got {s['n']}."
+        )
     if request.stream and s.get("prompt_logprob_token_ids") is not None:
         raise PlainError("prompt_logprob_token_ids are not available when stream=true.")
     low, high = MSGPACK_INT_RANGE
@@ -775,7 +840,7 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
     given_max_tokens = isinstance(body.get("sampling_params"), dict) and "max_tokens" in body["sampling_params"]
     if not given_max_tokens and len(ids) > max_len:
         raise PlainError(f"Input length ({len(ids)}) exceeds model's maximum context length ({max_len}).")
-    _engine_checks(s, vocab)
+    _engine_checks(s, vocab, max_len)
     _check_prompt(ids, max_len, vocab)
     start = s["routed_experts_prompt_start"]
     if not 0 <= start <= len(ids):
