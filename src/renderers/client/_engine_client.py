@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Final
 
 import aiohttp
 from yarl import URL
@@ -16,7 +17,7 @@ __all__ = ["DEFAULT_MAX_IN_FLIGHT", "EngineClient"]
 
 #: Default cap on one client's concurrent ``generate()`` calls: none (see ``EngineClient``). A default cap would
 #: also cap how many sequences one rollout worker keeps in the engine's batch, silently costing throughput.
-DEFAULT_MAX_IN_FLIGHT: int | None = None
+DEFAULT_MAX_IN_FLIGHT: Final[int | None] = None
 
 
 class EngineClient(HTTPClient):
