@@ -1,14 +1,15 @@
 """The application both mocks share: state, the fault middleware, the journal, body limits, admin routes, binding.
 
 A server package (``mockservers.vllm``, ``mockservers.dynamo``) brings its routes and its error envelope; ``make_app``
-wraps them with everything here. ``bind_site`` starts an application on a host and port (the CLI and ``MockServer``
-both use it).
+wraps them with everything here. ``bind_site`` starts an application on a host and port (the CLI, ``MockServer`` and
+the benchmarks' floor server use it); ``stop_on_signals`` is how a server run from a command line learns to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -234,3 +235,13 @@ async def bind_site(app: web.Application, config: MockConfig, **runner_options: 
     await site.start()
     sockets = getattr(site._server, "sockets", None) or []
     return runner, (sockets[0].getsockname()[1] if sockets else config.port)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event the first SIGINT or SIGTERM sets; the handlers are on the running loop from this call on, so a
+    caller installs them before it announces that it is ready."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

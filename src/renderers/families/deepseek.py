@@ -143,9 +143,7 @@ DEEPSEEK_SPECIAL_TOKENS = (
 )
 _JSON_OPEN = "\n```json\n"
 _JSON_CLOSE = "\n```"
-_NAMES: Final[Mapping[str, str]] = MappingProxyType(
-    {"v3": "DeepSeek V3", "r1": "DeepSeek R1", "v3.1": "DeepSeek V3.1"}
-)
+_NAMES: Final[Mapping[str, str]] = MappingProxyType({"v3": "DeepSeek V3", "r1": "DeepSeek R1", "v3.1": "DeepSeek V3.1"})
 
 
 class DeepSeekRenderer(PieceRenderer):
