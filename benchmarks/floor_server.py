@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mockservers.app import bind_site, stop_on_signals
+from mockservers.app import bind_site, serve_until_signalled
 from mockservers.config import MockConfig
 
 
@@ -30,12 +30,7 @@ def make_app(body: bytes, path: str) -> web.Application:
 
 async def serve(body: bytes, path: str, host: str, port: int) -> None:
     runner, bound = await bind_site(make_app(body, path), MockConfig(host=host, port=port))
-    stop = stop_on_signals()
-    print(f"floor ready: http://{host}:{bound} ({len(body)} bytes at {path})", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(runner, f"floor ready: http://{host}:{bound} ({len(body)} bytes at {path})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 A server package (``mockservers.vllm``, ``mockservers.dynamo``) brings its routes and its error envelope; ``make_app``
 wraps them with everything here. ``bind_site`` starts an application on a host and port (the CLI, ``MockServer`` and
-the benchmarks' floor server use it); ``stop_on_signals`` is how a server run from a command line learns to stop.
+the benchmarks' floor server use it); ``serve_until_signalled`` runs one from a command line until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -237,11 +237,15 @@ async def bind_site(app: web.Application, config: MockConfig, **runner_options: 
     return runner, (sockets[0].getsockname()[1] if sockets else config.port)
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event the first SIGINT or SIGTERM sets; the handlers are on the running loop from this call on, so a
-    caller installs them before it announces that it is ready."""
+async def serve_until_signalled(runner: web.AppRunner, ready: str) -> None:
+    """Print ``ready``, serve until the first SIGINT or SIGTERM, then stop ``runner``. The signal handlers are in
+    place before ``ready`` is printed, so a signal sent by whoever waits for that line always stops the server."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    return stop
+    print(ready, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
