@@ -100,6 +100,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "dyn_no_max_tokens",
         "dyn_top_p_zero",
         "dyn_oov_token_data",
+        "dyn_stream_no_max_tokens",
         "dyn_models",
         "dyn_health",
         "dyn_live",

@@ -45,7 +45,14 @@ def _envelope(status: int, message: str, type_: str | None) -> dict[str, Any]:
     return {"message": message, "type": type_, "code": status}
 
 
+_STREAMED_ERROR_TYPES = {400: "invalid_request_error", 500: "internal_server_error"}
+
+
 def _refused(exc: RequestError) -> web.Response:
+    if isinstance(exc, rules.WorkerError) and exc.streamed:
+        event = {"error": {"message": exc.message, "type": _STREAMED_ERROR_TYPES[exc.status], "code": exc.status}}
+        stream = b"data: " + orjson.dumps(event) + b"\n\ndata: [DONE]\n\n"
+        return web.Response(body=stream, headers={"Content-Type": "text/event-stream"})
     body = _envelope(exc.status, exc.message, exc.type)
     if exc.details is not None:
         body["details"] = exc.details

@@ -869,6 +869,16 @@ def _bad(message: str) -> RequestError:
     return RequestError(400, message)
 
 
+class WorkerError(RequestError):
+    """A refusal of the worker, not of the frontend. A streamed request has its 200 and event stream by then, so
+    the frontend sends it as one SSE event, ``data: {"error": {message, type, code}}``, then ``[DONE]`` (real
+    1.6.1, chat and completions); otherwise it is the usual JSON error."""
+
+    def __init__(self, status: int, message: str, *, streamed: bool, details: dict[str, Any] | None = None) -> None:
+        super().__init__(status, message, details=details)
+        self.streamed = streamed
+
+
 def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
     """Stage 1: the body as serde reads it, or ``RequestError`` with serde's text and position."""
     try:
@@ -940,7 +950,7 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
         raise _bad("Invalid request")  # no such worker or data-parallel rank (the mock runs one worker, no ranks)
     no_budget = body.get("max_tokens") is None and body.get("max_completion_tokens") is None
     if state.config.dynamo_backend == "mocker" and no_budget:
-        raise _bad(MOCKER_NEEDS_MAX_TOKENS)
+        raise WorkerError(400, MOCKER_NEEDS_MAX_TOKENS, streamed=body.get("stream") is True)
     token_data = nvext.get("token_data")
     prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
     return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
@@ -967,7 +977,9 @@ def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], st
     room = state.max_model_len - len(prompt)
     if room < 1:
         if state.config.dynamo_backend == "mocker":  # the mocker worker fails; the frontend reports a 500
-            raise RequestError(500, "Internal server error", details={"backend_status": 500})
+            raise WorkerError(
+                500, "Internal server error", streamed=body.get("stream") is True, details={"backend_status": 500}
+            )
         raise _bad(context_error(len(prompt), state.max_model_len))
     asked = body.get("max_completion_tokens")
     if asked is None:

@@ -97,7 +97,7 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     },
     **{
         f"real-dynamo-1.6.1/mocker/{n}": (MalformedResponseError, "dynamo")
-        for n in ("dyn_chat_stream", "dyn_health", "dyn_live", "dyn_metrics", "dyn_models")
+        for n in ("dyn_chat_stream", "dyn_stream_no_max_tokens", "dyn_health", "dyn_live", "dyn_metrics", "dyn_models")
     },
     **{
         f"real-dynamo-1.6.1/mocker/{n}": (EngineHTTPError, "dynamo")
