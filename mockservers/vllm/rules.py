@@ -631,17 +631,29 @@ def _out_of_vocab(ids: list[int], vocab: int) -> list[int]:
     return [t for t in ids if t < 0 or t >= vocab]
 
 
+def _check_in_vocab(ids: list[int], parameter: str, vocab: int) -> None:
+    """The ids of ``parameter`` index the logits: each in ``[0, vocab)``."""
+    if bad := _out_of_vocab(ids, vocab):
+        raise ParameterError(
+            f"token_id(s) {bad} in {parameter} contain out-of-vocab token ids. Vocabulary size: {vocab}", parameter, bad
+        )
+
+
+def _check_logprob_count(count: int | None, parameter: str, kind: str, vocab: int) -> None:
+    """``logprobs``/``prompt_logprobs`` within ``--max-logprobs`` (-1 asks for the whole vocabulary)."""
+    wanted = vocab if count == -1 else count
+    if wanted and wanted > MAX_LOGPROBS:
+        raise ParameterError(
+            f"Requested {kind} logprobs of {wanted}, which is greater than max allowed: {MAX_LOGPROBS}",
+            parameter,
+            wanted,
+        )
+
+
 def _engine_checks(s: dict[str, Any], vocab: int, max_model_len: int) -> None:
     """``SamplingParams.verify`` and the input processor's feature gates, in order."""
     logprobs = s.get("logprobs")
-    if logprobs:
-        wanted = vocab if logprobs == -1 else logprobs
-        if wanted > MAX_LOGPROBS:
-            raise ParameterError(
-                f"Requested sample logprobs of {wanted}, which is greater than max allowed: {MAX_LOGPROBS}",
-                "logprobs",
-                wanted,
-            )
+    _check_logprob_count(logprobs, "logprobs", "sample", vocab)
     chosen = s.get("logprob_token_ids")
     if chosen is not None:
         if len(chosen) > MAX_LOGPROB_TOKEN_IDS:
@@ -651,12 +663,7 @@ def _engine_checks(s: dict[str, Any], vocab: int, max_model_len: int) -> None:
                 "logprob_token_ids",
                 len(chosen),
             )
-        if bad := _out_of_vocab(chosen, vocab):
-            raise ParameterError(
-                f"token_id(s) {bad} in logprob_token_ids contain out-of-vocab token ids. Vocabulary size: {vocab}",
-                "logprob_token_ids",
-                bad,
-            )
+        _check_in_vocab(chosen, "logprob_token_ids", vocab)
         if logprobs is not None and logprobs != len(chosen):
             raise ParameterError(
                 f"When both logprobs and logprob_token_ids are set, logprobs must equal len(logprob_token_ids). Got "
@@ -664,15 +671,7 @@ def _engine_checks(s: dict[str, Any], vocab: int, max_model_len: int) -> None:
                 "logprob_token_ids",
                 len(chosen),
             )
-    prompt_logprobs = s.get("prompt_logprobs")
-    if prompt_logprobs:
-        wanted = vocab if prompt_logprobs == -1 else prompt_logprobs
-        if wanted > MAX_LOGPROBS:
-            raise ParameterError(
-                f"Requested prompt logprobs of {wanted}, which is greater than max allowed: {MAX_LOGPROBS}",
-                "prompt_logprobs",
-                wanted,
-            )
+    _check_logprob_count(s.get("prompt_logprobs"), "prompt_logprobs", "prompt", vocab)
     rows = s.get("prompt_logprob_token_ids")
     if rows is not None:
         _prompt_logprob_rows(rows, s.get("prompt_logprob_start"), vocab, max_model_len)
@@ -680,22 +679,11 @@ def _engine_checks(s: dict[str, Any], vocab: int, max_model_len: int) -> None:
         raise ParameterError(
             "prompt_logprob_start requires prompt_logprob_token_ids.", "prompt_logprob_start", s["prompt_logprob_start"]
         )
-    bias = s.get("logit_bias")
-    if bias and (bad := _out_of_vocab(list(bias), vocab)):
-        raise ParameterError(
-            f"token_id(s) {bad} in logit_bias contain out-of-vocab token ids. Vocabulary size: {vocab}",
-            "logit_bias",
-            bad,
-        )
+    _check_in_vocab(list(s.get("logit_bias") or ()), "logit_bias", vocab)
     trace = s.get("trace_decode_token_ids")
     if trace is not None:
         _trace_checks(s, trace, vocab)
-    if s["stop_token_ids"] and (bad := _out_of_vocab(s["stop_token_ids"], vocab)):
-        raise ParameterError(
-            f"token_id(s) {bad} in stop_token_ids contain out-of-vocab token ids. Vocabulary size: {vocab}",
-            "stop_token_ids",
-            bad,
-        )
+    _check_in_vocab(s["stop_token_ids"], "stop_token_ids", vocab)
     allowed = s.get("allowed_token_ids")
     if allowed is not None:
         if not allowed:
@@ -775,12 +763,7 @@ def _trace_checks(s: dict[str, Any], trace: list[int], vocab: int) -> None:
     for failed, message in problems:
         if failed:
             raise EngineFailure(message)
-    if bad := _out_of_vocab(trace, vocab):
-        raise ParameterError(
-            f"token_id(s) {bad} in trace_decode_token_ids contain out-of-vocab token ids. Vocabulary size: {vocab}",
-            "trace_decode_token_ids",
-            bad,
-        )
+    _check_in_vocab(trace, "trace_decode_token_ids", vocab)
 
 
 def _check_prompt(n: int, low: int, high: int, max_model_len: int, vocab: int) -> None:
