@@ -31,7 +31,7 @@ import functools
 import math
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -586,16 +586,56 @@ class Engine:
         precomputed rows of ``top_k`` distinct experts, at ``(k1 + layer * k2) mod 2**16`` with ``k1``, ``k2``
         (odd) taken from ``mix(H_{p+1})``.
         """
-        dtype = np.uint8 if num_experts <= 256 else np.uint16
+        plan = RoutePlan.of(ids, start, layers, top_k, num_experts)
+        return plan.rows(0, plan.shape[0])
+
+
+class RoutePlan:
+    """The routing of one sequence (``Engine.routed_experts``), made in row blocks on demand.
+
+    A 32k-token completion on a 48-layer model is a 12.6 MB table: a server that writes it block by block never
+    holds it whole (nor its base64), and the blocks concatenate to exactly ``Engine.routed_experts``' array.
+    """
+
+    def __init__(self, keys: npt.NDArray[np.uint64], layers: int, top_k: int, num_experts: int) -> None:
+        self._keys = keys
+        self._layers = layers
+        self._top_k = top_k
+        self._num_experts = num_experts
+        self.shape: tuple[int, int, int] = (len(keys), layers, top_k)
+        self.dtype: np.dtype[Any] = np.dtype(np.uint8 if num_experts <= 256 else np.uint16)
+
+    @classmethod
+    def of(cls, ids: Sequence[int], start: int, layers: int, top_k: int, num_experts: int) -> RoutePlan:
+        """The plan of ``Engine.routed_experts(ids, start, layers, top_k, num_experts)``."""
         total = len(ids)
         start = max(0, min(start, max(total - 1, 0)))
         rows = max(total - 1 - start, 0)
         if rows == 0 or layers == 0:
-            return cast(Experts, np.empty((rows, layers, top_k), dtype=dtype))
+            return cls(np.empty(rows if layers == 0 else 0, dtype=np.uint64), layers, top_k, num_experts)
         states = prefix_states(ids)[start + 1 : total]
-        keys = _mix64_np(states ^ _U64(_ROUTE_SALT))
+        return cls(_mix64_np(states ^ _U64(_ROUTE_SALT)), layers, top_k, num_experts)
+
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self._layers * self._top_k * self.dtype.itemsize
+
+    def rows(self, first: int, stop: int) -> Experts:
+        """Rows ``first .. stop-1`` of the table, shape ``[stop - first, layers, top_k]``."""
+        keys = self._keys[first:stop]
+        count = len(keys)
+        if count == 0 or self._layers == 0 or self._top_k == 0:
+            return cast(Experts, np.empty((count, self._layers, self._top_k), dtype=self.dtype))
         k1 = keys.astype(np.uint16)
         k2 = (keys >> _U64(32)).astype(np.uint16) | np.uint16(1)
-        idx = np.multiply.outer(k2, np.arange(layers, dtype=np.uint16))
+        idx = np.multiply.outer(k2, np.arange(self._layers, dtype=np.uint16))
         idx += k1[:, None]
-        return cast(Experts, np.take(_route_table(num_experts, top_k), idx.astype(np.intp), axis=0))
+        return cast(Experts, np.take(_route_table(self._num_experts, self._top_k), idx.astype(np.intp), axis=0))
+
+    def blocks(self, max_bytes: int = 1 << 18) -> Iterator[Experts]:
+        """The table in consecutive row blocks of at most about ``max_bytes`` bytes (a multiple of 3 rows, so
+        their base64 texts concatenate to the whole table's)."""
+        row_bytes = max(self._layers * self._top_k * self.dtype.itemsize, 1)
+        step = 3 * max(1, max_bytes // (3 * row_bytes))
+        for first in range(0, self.shape[0], step):
+            yield self.rows(first, first + step)

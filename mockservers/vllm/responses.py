@@ -13,7 +13,7 @@ import orjson
 
 from mockservers import routing
 from mockservers.app import MockState
-from mockservers.engine import Completion, SamplingParams, prefix_states
+from mockservers.engine import Completion, RoutePlan, SamplingParams, prefix_states
 from mockservers.faults import FaultSpec, apply_content_fault
 
 _LP_MARKER = "\u2063mock-logprobs\u2063"
@@ -82,61 +82,94 @@ def _float_text(values: list[float]) -> list[bytes]:
     return orjson.dumps(values)[1:-1].split(b",") if values else []
 
 
-def _interleave(n: int, first: bytes, rest: bytes, columns: list[tuple[list[bytes], bytes]]) -> bytes:
-    """``[entry, entry, ...]`` where entry ``i`` is ``head + col0[i] + sep0 + col1[i] + sep1 ...``.
+_ENTRIES_PER_CHUNK = 2048
+"""Logprob entries per chunk of text (about 300 kB): memory the allocator reuses from one chunk to the next."""
 
-    ``head`` is ``first`` for entry 0 and ``rest`` (with the separating comma) after it. Built with slice
-    assignments and one join, so 32k entries cost a few milliseconds instead of 64k dicts through orjson.
+
+@dataclass(frozen=True)
+class _Layout:
+    """The JSON text of one logprob entry: ``head`` (``first`` for entry 0, ``rest`` with the separating comma after
+    it), then for each column its value's text and the constant text after it."""
+
+    first: bytes
+    rest: bytes
+    columns: tuple[tuple[str, bytes], ...]
+
+
+_LAYOUTS = {
+    "vllm-0.32": _Layout(
+        b'{"token_id":',
+        b',{"token_id":',
+        (
+            ("ids", b',"logprob":'),
+            ("lps", b',"rank":'),
+            ("ranks", b',"top_logprobs":[{"token_id":'),
+            ("ids", b',"logprob":'),
+            ("lps", b',"rank":'),
+            ("ranks", b"}]}"),
+        ),
+    ),
+    "prime-rl": _Layout(
+        b'{"token":"token_id:',
+        b',{"token":"token_id:',
+        (
+            ("ids", b'","logprob":'),
+            ("lps", b',"bytes":null,"top_logprobs":[{"token":"token_id:'),
+            ("ids", b'","logprob":'),
+            ("lps", b',"bytes":null}]}'),
+        ),
+    ),
+}
+
+
+def _entries(layout: _Layout, first: bool, texts: dict[str, list[bytes]], start: int, stop: int) -> bytes:
+    """Entries ``start .. stop-1`` (``first``: entry ``start`` opens the list, no comma before it).
+
+    Built with slice assignments and one join, so 32k entries cost a few milliseconds instead of 64k dicts
+    through orjson.
     """
-    if n == 0:
-        return b"[]"
-    width = 1 + 2 * len(columns)
+    n = stop - start
+    width = 1 + 2 * len(layout.columns)
     parts: list[bytes] = [b""] * (width * n)
-    parts[0::width] = [rest] * n
-    parts[0] = first
-    for j, (col, sep) in enumerate(columns):
-        parts[1 + 2 * j :: width] = col
+    parts[0::width] = [layout.rest] * n
+    if first:
+        parts[0] = layout.first
+    for j, (name, sep) in enumerate(layout.columns):
+        parts[1 + 2 * j :: width] = texts[name][start:stop]
         parts[2 + 2 * j :: width] = [sep] * n
-    return b"".join([b"[", *parts, b"]"])
+    return b"".join(parts)
 
 
-def fast_logprobs(profile: str, c: Completion) -> bytes:
-    """The ``logprobs`` JSON of a choice with one top logprob (the sampled token), written directly as bytes.
+def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
+    """The ``logprobs`` JSON of a choice with one top logprob (the sampled token), written directly as bytes and
+    made in chunks of entries while the body is written (``routing.Deferred``).
 
     Same keys, order and number text as the dicts of ``_logprobs_prime`` / ``_logprobs_032`` (tokens mode)
     encoded by orjson; the tests compare the two byte for byte.
     """
-    ids = _int_text(c.token_ids)
-    lps = _float_text(c.logprobs)
-    n = len(ids)
+    layout = _LAYOUTS["vllm-0.32" if profile == "vllm-0.32" else "prime-rl"]
+    n = len(c.token_ids)
+    texts = {"ids": _int_text(c.token_ids), "lps": _float_text(c.logprobs)}
     if profile == "vllm-0.32":
-        ranks = _int_text(c.ranks)
-        content = _interleave(
-            n,
-            b'{"token_id":',
-            b',{"token_id":',
-            [
-                (ids, b',"logprob":'),
-                (lps, b',"rank":'),
-                (ranks, b',"top_logprobs":[{"token_id":'),
-                (ids, b',"logprob":'),
-                (lps, b',"rank":'),
-                (ranks, b"}]}"),
-            ],
-        )
-    else:
-        content = _interleave(
-            n,
-            b'{"token":"token_id:',
-            b',{"token":"token_id:',
-            [
-                (ids, b'","logprob":'),
-                (lps, b',"bytes":null,"top_logprobs":[{"token":"token_id:'),
-                (ids, b'","logprob":'),
-                (lps, b',"bytes":null}]}'),
-            ],
-        )
-    return b'{"content":' + content + b"}"
+        texts["ranks"] = _int_text(c.ranks)
+    size = len(b'{"content":[]}')
+    if n:
+        size += len(layout.first) + (n - 1) * len(layout.rest)
+        lengths = {name: sum(map(len, values)) for name, values in texts.items()}
+        size += sum(lengths[name] + n * len(sep) for name, sep in layout.columns)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"content":['
+        for start in range(0, n, _ENTRIES_PER_CHUNK):
+            yield _entries(layout, start == 0, texts, start, min(start + _ENTRIES_PER_CHUNK, n))
+        yield b"]}"
+
+    return routing.Deferred(size, chunks)
+
+
+def fast_logprobs(profile: str, c: Completion) -> bytes:
+    """``fast_logprobs_stream``'s text, made whole."""
+    return fast_logprobs_stream(profile, c).materialise()
 
 
 def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[str, Any] | None]:
@@ -212,7 +245,7 @@ def small_body(state: MockState, call: GenerateCall, completions: list[Completio
 
 def build_response(
     state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec
-) -> tuple[dict[str, Any], list[tuple[str, Sequence[bytes]]]]:
+) -> tuple[dict[str, Any], list[tuple[str, Sequence[routing.Piece]]]]:
     """The response object and the raw pieces to splice into its encoding (``routing.splice``)."""
     cfg = state.config
     profile = cfg.vllm_profile
@@ -220,7 +253,7 @@ def build_response(
     n_top = max(call.n_logprobs or 0, 1)
     # One top logprob, no fault reshaping the lists, not streamed: the logprob JSON is written as bytes.
     fast_lp = n_top == 1 and not call.text_mode and not call.stream and not fault.edits_content
-    spliced: list[tuple[str, Sequence[bytes]]] = []
+    spliced: list[tuple[str, Sequence[routing.Piece]]] = []
     choices = []
     n_ids = len(call.ids)
     for index, c in enumerate(completions):
@@ -229,7 +262,7 @@ def build_response(
             if fast_lp and cfg.moe_layers:
                 # The body is spliced anyway (routing): the logprob text joins it there, copied once.
                 marker = f"{_LP_MARKER}{index}"
-                spliced.append((marker, (fast_logprobs(profile, c),)))
+                spliced.append((marker, (fast_logprobs_stream(profile, c),)))
                 lp = marker
             elif fast_lp:
                 lp = orjson.Fragment(fast_logprobs(profile, c))  # orjson copies it in; no marker to look for
@@ -239,16 +272,15 @@ def build_response(
         re_value: Any = None
         if cfg.moe_layers:
             start = int(sp.get("routed_experts_prompt_start") or 0)
-            arr = state.engine.routed_experts(
-                [*call.ids, *c.token_ids], start, cfg.moe_layers, cfg.moe_top_k, cfg.num_experts
-            )
+            plan = RoutePlan.of([*call.ids, *c.token_ids], start, cfg.moe_layers, cfg.moe_top_k, cfg.num_experts)
             marker = f"{routing.PLACEHOLDER}{index}"
+            # Made block by block while the body is written (see ``routing.Deferred``).
+            payload = routing.base64_stream(plan, plan.nbytes, plan.blocks, npy=profile == "vllm-0.32")
+            spliced.append((marker, (b'"', payload, b'"')))
             if profile == "vllm-0.32":
-                spliced.append((marker, (b'"', routing.npy_base64(arr), b'"')))
                 re_value = marker
             else:
-                spliced.append((marker, (b'"', routing.raw_base64(arr), b'"')))
-                re_value = routing.routed_object(arr, min(start, n_ids + len(c.token_ids) - 1))
+                re_value = routing.routed_object(plan, min(start, n_ids + len(c.token_ids) - 1))
                 re_value["data"] = marker
         choice: dict[str, Any]
         if profile == "vllm-0.32":
