@@ -140,6 +140,15 @@ def _entries(layout: _Layout, first: bool, texts: dict[str, list[bytes]], start:
     return b"".join(parts)
 
 
+def _columns(profile: str, c: Completion) -> tuple[_Layout, dict[str, list[bytes]]]:
+    """The entry layout of ``profile`` and the JSON text of each value its columns take from ``c``."""
+    texts = {"ids": _int_text(c.token_ids), "lps": _float_text(c.logprobs)}
+    if profile == "vllm-0.32":
+        texts["ranks"] = _int_text(c.ranks)
+        return _LAYOUTS["vllm-0.32"], texts
+    return _LAYOUTS["prime-rl"], texts
+
+
 def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
     """The ``logprobs`` JSON of a choice with one top logprob (the sampled token), written directly as bytes and
     made in chunks of entries while the body is written (``routing.Deferred``).
@@ -147,11 +156,8 @@ def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
     Same keys, order and number text as the dicts of ``_logprobs_prime`` / ``_logprobs_032`` (tokens mode)
     encoded by orjson; the tests compare the two byte for byte.
     """
-    layout = _LAYOUTS["vllm-0.32" if profile == "vllm-0.32" else "prime-rl"]
+    layout, texts = _columns(profile, c)
     n = len(c.token_ids)
-    texts = {"ids": _int_text(c.token_ids), "lps": _float_text(c.logprobs)}
-    if profile == "vllm-0.32":
-        texts["ranks"] = _int_text(c.ranks)
     size = len(b'{"content":[]}')
     if n:
         size += len(layout.first) + (n - 1) * len(layout.rest)
@@ -168,8 +174,9 @@ def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
 
 
 def fast_logprobs(profile: str, c: Completion) -> bytes:
-    """``fast_logprobs_stream``'s text, made whole."""
-    return fast_logprobs_stream(profile, c).materialise()
+    """``fast_logprobs_stream``'s text, made whole (directly: a small response has no use for chunks)."""
+    layout, texts = _columns(profile, c)
+    return b'{"content":[' + _entries(layout, True, texts, 0, len(c.token_ids)) + b"]}"
 
 
 def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[str, Any] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockservers.config import BUILTIN_TOKENIZER
-from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, step_state
+from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, sampled_ranks, step_state
 from mockservers.tokenizer import load_tokenizer
 
 EOS = 2303
@@ -250,3 +251,17 @@ def test_top_p_is_applied_as_float32() -> None:
     a = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=third, seed=5, ignore_eos=True))
     b = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=rounded, seed=5, ignore_eos=True))
     assert (a.token_ids, a.logprobs) == (b.token_ids, b.logprobs)
+
+
+@pytest.mark.parametrize(("size", "temperature"), [(2301, 1.0), (2301, 0.3), (767, 1.7), (50, 0.05), (2, 1.0)])
+def test_sampled_rank_lookup_equals_counting_the_thresholds(size: int, temperature: float) -> None:
+    """Rank ``1 + #{r in 1..size-1 : (r/size)**T <= u}`` for ``u = k / 2**53``: random ``k`` and ``k`` at, just
+    below and just above every threshold (where a bucket lookup could be off by one)."""
+    thresholds = [(r / size) ** temperature for r in range(1, size)]
+    at = [math.ceil(t * 2**53) for t in thresholds]
+    rng = np.random.default_rng(size)
+    ks = [*at, *(x - 1 for x in at), *(x + 1 for x in at), 0, 2**53 - 1, *rng.integers(0, 2**53, 5000).tolist()]
+    ks = [x for x in ks if 0 <= x < 2**53]
+    got = sampled_ranks(np.asarray(ks, dtype=np.uint64), size, temperature).tolist()
+    expected = [1 + bisect.bisect_right(thresholds, x / 2**53) for x in ks]
+    assert got == expected
