@@ -82,6 +82,11 @@ def _float_text(values: list[float]) -> list[bytes]:
     return orjson.dumps(values)[1:-1].split(b",") if values else []
 
 
+def _text_length(values: list[int] | list[float]) -> int:
+    """The total length of the JSON text of the values (orjson's array text less its brackets and commas)."""
+    return len(orjson.dumps(values)) - len(values) - 1 if values else 0
+
+
 _ENTRIES_PER_CHUNK = 2048
 """Logprob entries per chunk of text (about 300 kB): memory the allocator reuses from one chunk to the next."""
 
@@ -161,7 +166,8 @@ def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
     size = len(b'{"content":[]}')
     if n:
         size += len(layout.first) + (n - 1) * len(layout.rest)
-        lengths = {name: sum(map(len, values)) for name, values in texts.items()}
+        values: dict[str, list[int] | list[float]] = {"ids": c.token_ids, "lps": c.logprobs, "ranks": c.ranks}
+        lengths = {name: _text_length(values[name]) for name in texts}
         size += sum(lengths[name] + n * len(sep) for name, sep in layout.columns)
 
     def chunks() -> Iterator[bytes]:

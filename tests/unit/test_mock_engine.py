@@ -265,3 +265,20 @@ def test_sampled_rank_lookup_equals_counting_the_thresholds(size: int, temperatu
     got = sampled_ranks(np.asarray(ks, dtype=np.uint64), size, temperature).tolist()
     expected = [1 + bisect.bisect_right(thresholds, x / 2**53) for x in ks]
     assert got == expected
+
+
+def test_routed_experts_follow_the_documented_rows() -> None:
+    """Row ``p``, layer ``l`` is route-table row ``(k1 + l*k2) mod 2**16`` with ``k1`` the low 16 bits of
+    ``mix(H_{p+1} ^ salt)`` and ``k2`` its bits 32..47 made odd (the docstring of ``Engine.routed_experts``)."""
+    from mockservers import engine as em
+
+    ids = [(13 * i + 5) % 2304 for i in range(40)]
+    start, layers, top_k, experts = 3, 4, 2, 16
+    table = em._route_table(experts, top_k)
+    got = Engine.routed_experts(ids, start, layers, top_k, experts)
+    assert got.shape == (len(ids) - 1 - start, layers, top_k)
+    for p in range(start, len(ids) - 1):
+        key = em.mix64(final_state(ids[: p + 1]) ^ em._ROUTE_SALT)
+        k1, k2 = key & 0xFFFF, ((key >> 32) & 0xFFFF) | 1
+        for layer in range(layers):
+            assert got[p - start, layer].tolist() == table[(k1 + layer * k2) % (1 << 16)].tolist()
