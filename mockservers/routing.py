@@ -97,11 +97,13 @@ def _npy_header(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bytes:
     """The header ``np.save`` writes for a C-ordered array of this shape and dtype (format 1.0)."""
     buf = io.BytesIO()
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
-    np.lib.format.write_array_header_1_0(buf, header)  # type: ignore[no-untyped-call]
+    np.lib.format.write_array_header_1_0(buf, header)
     return buf.getvalue()
 
 
-def base64_stream(table: Shaped, nbytes: int, blocks: Callable[[], Iterable[npt.NDArray[Any]]], *, npy: bool) -> Deferred:
+def base64_stream(
+    table: Shaped, nbytes: int, blocks: Callable[[], Iterable[npt.NDArray[Any]]], *, npy: bool
+) -> Deferred:
     """``raw_base64`` (``npy``: ``npy_base64``) of a table given as consecutive C-ordered row blocks, deferred."""
     if npy:
         header = _npy_header(table.shape, table.dtype)
