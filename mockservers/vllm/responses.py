@@ -13,7 +13,7 @@ import orjson
 
 from mockservers import routing
 from mockservers.app import MockState
-from mockservers.engine import Completion, RoutePlan, SamplingParams, prefix_states
+from mockservers.engine import ROUTE_BLOCK_BYTES, Completion, RoutePlan, SamplingParams, prefix_states
 from mockservers.faults import FaultSpec, apply_content_fault
 
 _LP_MARKER = "\u2063mock-logprobs\u2063"
@@ -275,7 +275,8 @@ def build_response(
             if fast_lp and cfg.moe_layers:
                 # The body is spliced anyway (routing): the logprob text joins it there, copied once.
                 marker = f"{_LP_MARKER}{index}"
-                spliced.append((marker, (fast_logprobs_stream(profile, c),)))
+                long = len(c.token_ids) > _ENTRIES_PER_CHUNK
+                spliced.append((marker, (fast_logprobs_stream(profile, c) if long else fast_logprobs(profile, c),)))
                 lp = marker
             elif fast_lp:
                 lp = orjson.Fragment(fast_logprobs(profile, c))  # orjson copies it in; no marker to look for
@@ -287,8 +288,12 @@ def build_response(
             start = int(sp.get("routed_experts_prompt_start") or 0)
             plan = RoutePlan.of([*call.ids, *c.token_ids], start, cfg.moe_layers, cfg.moe_top_k, cfg.num_experts)
             marker = f"{routing.PLACEHOLDER}{index}"
-            # Made block by block while the body is written (see ``routing.Deferred``).
-            payload = routing.base64_stream(plan, plan.nbytes, plan.blocks, npy=profile == "vllm-0.32")
+            payload: routing.Piece
+            if plan.nbytes > ROUTE_BLOCK_BYTES:  # made block by block while the body is written (``routing.Deferred``)
+                payload = routing.base64_stream(plan, plan.nbytes, plan.blocks, npy=profile == "vllm-0.32")
+            else:  # one block: no use for the deferred machinery
+                arr = plan.rows(0, plan.shape[0])
+                payload = routing.npy_base64(arr) if profile == "vllm-0.32" else routing.raw_base64(arr)
             spliced.append((marker, (b'"', payload, b'"')))
             if profile == "vllm-0.32":
                 re_value = marker
