@@ -47,6 +47,7 @@ class MockConfig:
     max_model_len: int | None = setting(None, "context length; default: the tokenizer config's, else 2048")
     seed: int = setting(0, "sampling seed of requests without one (greedy decoding ignores it)")
     eos_period: int = setting(128, "mean tokens before the model emits EOS; 0 = never")
+    max_num_seqs: int = setting(256, "sequences the engine runs at once: the largest `n` vLLM accepts", server="vllm")
 
     moe_layers: int = setting(2, "MoE layers whose routing is returned; 0 = a dense model, no routed experts")
     moe_top_k: int = setting(8, "experts chosen per token and layer")
@@ -101,6 +102,8 @@ class MockConfig:
             problems.append(f"moe_top_k must be between 1 and num_experts={self.num_experts}, got {self.moe_top_k}")
         if self.max_model_len is not None and self.max_model_len < 1:
             problems.append(f"max_model_len must be >= 1, got {self.max_model_len}")
+        if self.max_num_seqs < 1:
+            problems.append(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
         if self.eos_period < 0:
             problems.append(f"eos_period must be >= 0, got {self.eos_period}")
         for name in ("ttft_s", "per_token_s", "hang_max_s"):

@@ -23,7 +23,7 @@ from mockservers.config import MockConfig
 from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
 from mockservers.vllm.responses import GenerateCall, build_response, small_body, stream_chunks
-from mockservers.vllm.rules import json_error, parse_generate
+from mockservers.vllm.rules import parse_generate, read_json
 
 LARGE_BODY = 1 << 20
 """Bodies from this size on are written in pieces (routing payloads, logprob text, the JSON around them)."""
@@ -56,36 +56,32 @@ def vllm_error(status: int, message: str, type_: str | None = None, param: str |
 
 async def generate(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    if request.headers.get("Content-Type") != "application/json" and request.content_type != "application/json":
-        return vllm_error(400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request")
     raw = await read_body(request)
     if isinstance(raw, web.Response):
         return raw
     try:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise json_error(raw, exc) from None
+        body = read_json(raw, request.headers.get("Content-Type"))
         request[BODY_KEY] = body
-        ids, sp, params, n_logprobs, prompt_arr = parse_generate(body, state)
+        valid = parse_generate(body, state)
     except RequestError as exc:
         return vllm_error(exc.status, exc.message, exc.type, exc.param)
     fault = fault_of(request)
     cfg = state.config
     engine = state.engine
-    start_state = engine.prefix(ids, prompt_arr)  # shared by the n choices
-    completions = [engine.generate(ids, p, prefix_state=start_state) for p in params]
-    rid = request.headers.get("X-Request-Id") or body.get("request_id") or _random_hex()
+    ids = valid.ids
+    start_state = engine.prefix(ids, valid.prompt_array)  # shared by the n choices
+    completions = [engine.generate(ids, p, prefix_state=start_state) for p in valid.params]
+    rid = request.headers.get("X-Request-Id") or valid.request_id or _random_hex()
     call = GenerateCall(
         ids=ids,
-        sampling=sp,
-        params=params,
-        n_logprobs=n_logprobs,
-        prompt_array=prompt_arr,
+        sampling=valid.sampling,
+        params=valid.params,
+        n_logprobs=valid.n_logprobs,
+        prompt_array=valid.prompt_array,
         request_id=f"generate-tokens-{rid}",
-        text_mode=cfg.vllm_profile == "vllm-0.32" and body.get("output_mode") == "text",
-        stream=body.get("stream") is True,
-        return_token_ids=body.get("return_token_ids") is True,
+        text_mode=cfg.vllm_profile == "vllm-0.32" and valid.output_mode == "text",
+        stream=valid.stream,
+        return_token_ids=valid.return_token_ids,
     )
     small = small_body(state, call, completions, fault)
     if small is not None:

@@ -335,7 +335,7 @@ def build_response(
     }
     plp = None
     if sp.get("prompt_logprobs") is not None:
-        plp = prompt_logprobs(state, call.ids, max(int(sp["prompt_logprobs"]), 1))
+        plp = prompt_logprobs(state, call.ids, int(sp["prompt_logprobs"]))  # 0: the prompt token alone
     resp: dict[str, Any]
     if profile == "vllm-0.32":
         usage["completion_tokens_details"] = None

