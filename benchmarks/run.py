@@ -44,9 +44,9 @@ WHY: dict[str, str] = {
     "10x would need EngineClient to cost less than the bare post it is built on",
     "EngineClient CPU/req": "the validated parse and generate()'s argument checks over the raw post (see the profile)",
     "mock throughput": "server CPU per small request ~520-700 us for the mock against ~150-230 us for the floor "
-    "(psutil, 2026-11-30); cProfile without builtins, per request: the engine's 16-token Python path ~160 us, the "
-    "id check ~60 us, the handler itself ~65 us, the prompt dot products ~40 us, the body ~60 us, each several times "
-    "its isolated micro-benchmark on this shared machine (docs/mockservers.md)",
+    "(psutil, 2026-11-30, before the schema validation); per request in the profile: request validation (vLLM's "
+    "pydantic schema and checks, ~140 us with the profiler), the engine's 16-token Python path (~160 us), the prompt "
+    "dot products (~45 us) and the body (~65 us), each several times its isolated micro-benchmark on this machine",
     "mock time to serve": "mock CPU per 21.9 MB response ~33-45 ms (engine, logprob text and routing made in "
     "chunks while the body is written) against ~22-25 ms for the floor, which only sends; with the 2 cores "
     "saturated by other work there is no core left to overlap the two, and the ratio follows the load",
