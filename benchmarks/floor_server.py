@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
 from aiohttp import web
+
+from mockservers.app import bind_site, serve_until_signalled
+from mockservers.config import MockConfig
 
 
 def make_app(body: bytes, path: str) -> web.Application:
@@ -27,22 +29,8 @@ def make_app(body: bytes, path: str) -> web.Application:
 
 
 async def serve(body: bytes, path: str, host: str, port: int) -> None:
-    runner = web.AppRunner(make_app(body, path), handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"floor ready: http://{host}:{bound} ({len(body)} bytes at {path})", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    runner, bound = await bind_site(make_app(body, path), MockConfig(host=host, port=port))
+    await serve_until_signalled(runner, f"floor ready: http://{host}:{bound} ({len(body)} bytes at {path})")
 
 
 def main(argv: list[str] | None = None) -> int:

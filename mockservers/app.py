@@ -1,14 +1,15 @@
 """The application both mocks share: state, the fault middleware, the journal, body limits, admin routes, binding.
 
 A server package (``mockservers.vllm``, ``mockservers.dynamo``) brings its routes and its error envelope; ``make_app``
-wraps them with everything here. ``bind_site`` starts an application on a host and port (the CLI and ``MockServer``
-both use it).
+wraps them with everything here. ``bind_site`` starts an application on a host and port (the CLI, ``MockServer`` and
+the benchmarks' floor server use it); ``serve_until_signalled`` runs one from a command line until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -234,3 +235,17 @@ async def bind_site(app: web.Application, config: MockConfig, **runner_options: 
     await site.start()
     sockets = getattr(site._server, "sockets", None) or []
     return runner, (sockets[0].getsockname()[1] if sockets else config.port)
+
+
+async def serve_until_signalled(runner: web.AppRunner, ready: str) -> None:
+    """Print ``ready``, serve until the first SIGINT or SIGTERM, then stop ``runner``. The signal handlers are in
+    place before ``ready`` is printed, so a signal sent by whoever waits for that line always stops the server."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(ready, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

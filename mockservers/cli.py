@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import signal
 import sys
 import types
 import typing
@@ -76,19 +75,12 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
 
 async def serve(kind: str, config: MockConfig) -> None:
     """Run one mock server until SIGINT/SIGTERM."""
-    from mockservers.app import bind_site
+    from mockservers.app import bind_site, serve_until_signalled
     from mockservers.server import create_app, format_url
 
     runner, port = await bind_site(create_app(kind, config), config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"renderers-mock {kind} ready: {format_url(config.host, port)} (model {config.model})", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    ready = f"renderers-mock {kind} ready: {format_url(config.host, port)} (model {config.model})"
+    await serve_until_signalled(runner, ready)
     print(f"renderers-mock {kind} stopped", flush=True)
 
 

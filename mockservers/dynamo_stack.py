@@ -41,6 +41,7 @@ from mockservers.processes import (
     RunningProcesses,
     StackError,
     free_loopback_ports,
+    isolated_env,
     listed_models,
     port_open,
     python_path,
@@ -126,34 +127,20 @@ def count_generate_instances(url: str) -> int:
 
 def stack_env(workdir: Path, xsub: int, xpub: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every process of the stack shares: loopback planes, file discovery, scratch caches."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DYN_")}
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-        env.pop(name, None)
-    env.update(
-        {
-            "DYN_DISCOVERY_BACKEND": "file",
-            "DYN_FILE_KV": str(workdir / "kv"),
-            "DYN_REQUEST_PLANE": "tcp",
-            "DYN_EVENT_PLANE": "zmq",
-            "DYN_ZMQ_BROKER_URL": f"xsub=tcp://{HOST}:{xsub} , xpub=tcp://{HOST}:{xpub}",
-            "DYN_EVENT_PLANE_HOST": HOST,
-            "DYN_TCP_RPC_HOST": HOST,
-            "DYN_TCP_RESPONSE_STREAM_HOST": HOST,
-            "DYN_SYSTEM_HOST": HOST,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HOME": str(workdir / "home"),
-            "HF_HOME": str(workdir / "cache" / "huggingface"),
-            "XDG_CACHE_HOME": str(workdir / "cache"),
-            "TMPDIR": str(workdir / "tmp"),
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",
-            "DYN_SDK_DISABLE_ANSI_LOGGING": "1",
-        }
-    )
-    if extra:
-        env.update(extra)
-    return env
+    settings = {
+        "DYN_DISCOVERY_BACKEND": "file",
+        "DYN_FILE_KV": str(workdir / "kv"),
+        "DYN_REQUEST_PLANE": "tcp",
+        "DYN_EVENT_PLANE": "zmq",
+        "DYN_ZMQ_BROKER_URL": f"xsub=tcp://{HOST}:{xsub} , xpub=tcp://{HOST}:{xpub}",
+        "DYN_EVENT_PLANE_HOST": HOST,
+        "DYN_TCP_RPC_HOST": HOST,
+        "DYN_TCP_RESPONSE_STREAM_HOST": HOST,
+        "DYN_SYSTEM_HOST": HOST,
+        "HOME": str(workdir / "home"),
+        "DYN_SDK_DISABLE_ANSI_LOGGING": "1",
+    }
+    return isolated_env(workdir, ("DYN_",), settings, extra)
 
 
 def _mock_worker_env() -> dict[str, str]:

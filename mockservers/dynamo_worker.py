@@ -314,22 +314,12 @@ class MockWorkerCore:
 
 
 def settings_from_args(args: argparse.Namespace) -> WorkerSettings:
-    return WorkerSettings(
-        model_dir=Path(args.model_dir),
-        served_model_name=args.served_model_name,
-        max_model_len=args.max_model_len,
-        seed=args.seed,
-        eos_period=args.eos_period,
-        moe_layers=args.moe_layers,
-        moe_top_k=args.moe_top_k,
-        num_experts=args.num_experts,
-        per_token_s=args.per_token_s,
-        faults=FaultSpec.parse(args.faults),
-        ignore_crash_faults=args.ignore_crash_faults,
-        log_requests=args.log_requests,
-        namespace=args.namespace,
-        component=args.component,
-    )
+    """The settings ``add_arguments``' flags give: each flag sets the field of its name (``--moe-top-k`` ->
+    ``moe_top_k``); a field without a flag keeps its default."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(WorkerSettings) if hasattr(args, f.name)}
+    given["model_dir"] = Path(given["model_dir"])
+    given["faults"] = FaultSpec.parse(given["faults"])
+    return WorkerSettings(**given)
 
 
 HELP = "the mock engine as a worker of the real Dynamo 1.6.1 frontend (needs renderers[dynamo])"

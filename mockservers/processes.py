@@ -31,6 +31,7 @@ __all__ = [
     "RunningProcesses",
     "StackError",
     "free_loopback_ports",
+    "isolated_env",
     "listed_models",
     "port_open",
     "python_path",
@@ -74,6 +75,32 @@ class Process:
 def python_path(python: Path | str) -> str:
     """Absolute (the processes run in their work folder) but not resolved: a venv's python must keep its path."""
     return os.path.abspath(python) if os.sep in str(python) else str(python)
+
+
+def isolated_env(
+    workdir: Path, drop_prefixes: tuple[str, ...], settings: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment for a server whose files all go under ``workdir``: without the variables that
+    start with one of ``drop_prefixes`` or name a Python environment (``VIRTUAL_ENV``, ``PYTHONPATH``,
+    ``PYTHONHOME``: the server runs its own venv), with the model hub offline, caches and temporary files under
+    ``workdir`` and plain unbuffered output; then the server's ``settings``, then the caller's ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HOME": str(workdir / "cache" / "huggingface"),
+            "XDG_CACHE_HOME": str(workdir / "cache"),
+            "TMPDIR": str(workdir / "tmp"),
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+        }
+    )
+    env.update(settings)
+    env.update(extra or {})
+    return env
 
 
 def free_loopback_ports(count: int) -> list[int]:

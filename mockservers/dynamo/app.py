@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -64,11 +64,34 @@ async def _read_json_body(request: web.Request) -> bytes | web.Response:
     return await read_body(request)
 
 
-def _answer(
-    state: MockState, parsed: rules.ParsedRequest, fault: FaultSpec, t0: float, rid: str, logprobs_asked: bool
-) -> Answer:
+class _Accepted(NamedTuple):
+    """An accepted request: the server state, the request body, the fault it runs under, and its answer."""
+
+    state: MockState
+    body: dict[str, Any]
+    fault: FaultSpec
+    answer: Answer
+
+
+async def _accept(
+    request: web.Request,
+    parse: Callable[[bytes, MockState], rules.ParsedRequest],
+    id_prefix: str,
+    engine_logprobs: Callable[[Any], bool],
+) -> _Accepted | web.Response:
+    """Read and check the body with ``parse`` and generate its answer (id ``{id_prefix}-{uuid}``), or the
+    response refusing it. ``engine_logprobs(body["logprobs"])``: whether the request asks for logprobs."""
+    t0 = time.time()
+    raw = await _read_json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    state = request.app[STATE]
+    try:
+        parsed = parse(raw, state)
+    except RequestError as exc:
+        return _refused(exc)
+    fault, body = fault_of(request), parsed.body
     c = state.engine.generate(parsed.prompt, parsed.params)
-    body = parsed.body
     has_logprobs = state.config.dynamo_backend != "mocker"
     lp = None
     if body.get("logprobs") is True and has_logprobs:
@@ -77,40 +100,26 @@ def _answer(
         holder = {"logprobs": chat_logprobs(state, c, 1 if top is None else int(top), as_ids)}
         apply_content_fault(fault, holder, logprobs_key="logprobs", source="chat")
         lp = holder["logprobs"]
-    return Answer(
+    answer = Answer(
         prompt=parsed.prompt,
         completion=c,
         nvext=parsed.nvext,
         logprobs=lp,
-        engine_logprobs=logprobs_asked and has_logprobs,
+        engine_logprobs=engine_logprobs(body.get("logprobs")) and has_logprobs,
         skip_special_tokens=body.get("skip_special_tokens") is not False,
         t0=t0,
         t_first=time.time(),
-        rid=rid,
+        rid=f"{id_prefix}-{uuid.uuid4()}",
         created=int(time.time()),
     )
-
-
-async def _accepted(
-    request: web.Request, parse: Callable[[bytes, MockState], rules.ParsedRequest]
-) -> rules.ParsedRequest | web.Response:
-    """The request's body read and checked by ``parse``, or the response refusing it."""
-    raw = await _read_json_body(request)
-    if isinstance(raw, web.Response):
-        return raw
-    try:
-        return parse(raw, request.app[STATE])
-    except RequestError as exc:
-        return _refused(exc)
+    return _Accepted(state, body, fault, answer)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    t0 = time.time()
-    parsed = await _accepted(request, rules.parse_chat)
-    if isinstance(parsed, web.Response):
-        return parsed
-    state, body, fault = request.app[STATE], parsed.body, fault_of(request)
-    ans = _answer(state, parsed, fault, t0, f"chatcmpl-{uuid.uuid4()}", body.get("logprobs") is True)
+    accepted = await _accept(request, rules.parse_chat, "chatcmpl", lambda logprobs: logprobs is True)
+    if isinstance(accepted, web.Response):
+        return accepted
+    state, body, fault, ans = accepted
     cfg = state.config
     if body.get("stream") is not True:
         await simulate_latency(cfg, len(ans.completion.token_ids))
@@ -132,12 +141,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     """``/v1/completions`` (non-streaming): a string prompt or one list of token ids."""
-    t0 = time.time()
-    parsed = await _accepted(request, rules.parse_completion)
-    if isinstance(parsed, web.Response):
-        return parsed
-    state, body, fault = request.app[STATE], parsed.body, fault_of(request)
-    ans = _answer(state, parsed, fault, t0, f"cmpl-{uuid.uuid4()}", body.get("logprobs") is not None)
+    accepted = await _accept(request, rules.parse_completion, "cmpl", lambda logprobs: logprobs is not None)
+    if isinstance(accepted, web.Response):
+        return accepted
+    state, body, fault, ans = accepted
     await simulate_latency(state.config, len(ans.completion.token_ids))
     n_lp = body.get("logprobs")
     return json_response(completion_body(state, ans, None if n_lp is None else int(n_lp), fault))

@@ -29,13 +29,13 @@ Rules (shared by every family that uses it and ``ChatTemplateRenderer(parser="qw
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from renderers.types import ParsedResponse, ParsedToolCall, ToolCallParseStatus
 
-__all__ = ["MarkerParser", "ToolCallBodyParser", "json_call_fields", "parse_tool_call_body"]
+__all__ = ["MarkerParser", "ToolCallBodyParser", "json_call_fields", "parse_tool_call_body", "split_tool_call_blocks"]
 
 
 def parse_tool_call_body(raw: str, token_span: tuple[int, int] | None) -> ParsedToolCall:
@@ -69,6 +69,57 @@ def json_call_fields(raw: str, name: Any, arguments: Any, token_span: tuple[int,
 # Parses the text between a family's tool-call markers (stripped of surrounding white space); the second
 # argument is the half-open token span of the attempt, markers included.
 ToolCallBodyParser = Callable[[str, tuple[int, int]], ParsedToolCall]
+
+
+def _index_from(ids: list[int], target: int | None, start: int) -> int | None:
+    """The first index of ``target`` in ``ids`` from ``start`` on, or ``None`` (also for a ``None`` target)."""
+    if target is None:
+        return None
+    try:
+        return ids.index(target, start)
+    except ValueError:
+        return None
+
+
+def split_tool_call_blocks(
+    ids: list[int],
+    body_start: int,
+    open_id: int | None,
+    close_id: int | None,
+    decode: Callable[[list[int]], str],
+    read_block: Callable[[str, tuple[int, int]], Iterable[ParsedToolCall]],
+) -> tuple[str, tuple[ParsedToolCall, ...]]:
+    """The content and the tool calls of ``ids[body_start:]``, whose tool calls sit between ``open_id`` and
+    ``close_id`` tokens (no tool calls when ``open_id`` is ``None``).
+
+    Each ``open_id`` token opens one block: without a ``close_id`` after it the block is one ``UNCLOSED_BLOCK``
+    attempt spanning to the end and scanning stops; else ``read_block`` reads the decoded text between the markers
+    (not stripped) with the block's half-open token span, markers included, and returns its calls. The content is
+    the text before the first block, leading newlines removed and, when a block follows, one trailing newline.
+    """
+    tool_calls: list[ParsedToolCall] = []
+    first_call: int | None = None
+    if open_id is not None:
+        pos = body_start
+        while pos < len(ids):
+            if ids[pos] != open_id:
+                pos += 1
+                continue
+            if first_call is None:
+                first_call = pos
+            close = _index_from(ids, close_id, pos + 1)
+            if close is None:
+                raw = decode(ids[pos + 1 :])
+                tool_calls.append(
+                    ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK)
+                )
+                break
+            tool_calls.extend(read_block(decode(ids[pos + 1 : close]), (pos, close + 1)))
+            pos = close + 1
+    content = decode(ids[body_start:first_call]).lstrip("\n")
+    if first_call is not None and content.endswith("\n"):
+        content = content[:-1]
+    return content, tuple(tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,32 +156,16 @@ class MarkerParser:
             # A thought that never closed (for example cut by max_tokens): all of it is reasoning.
             return ParsedResponse(content="", reasoning_content=self._strip_think_open(ids))
 
-        tool_calls: list[ParsedToolCall] = []
-        first_call: int | None = None
-        if self.tool_call_start_id is not None:
-            pos = body_start
-            while pos < len(ids):
-                if ids[pos] != self.tool_call_start_id:
-                    pos += 1
-                    continue
-                if first_call is None:
-                    first_call = pos
-                close = self._find(ids, self.tool_call_end_id, pos + 1)
-                if close is None:
-                    raw = self.decode(ids[pos + 1 :])
-                    tool_calls.append(
-                        ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK)
-                    )
-                    break
-                raw = self.decode(ids[pos + 1 : close])
-                tool_calls.append(self.parse_call(raw.strip(), (pos, close + 1)))
-                pos = close + 1
-
-        content_ids = ids[body_start:first_call] if first_call is not None else ids[body_start:]
-        content = self.decode(content_ids).lstrip("\n")
-        if first_call is not None and content.endswith("\n"):
-            content = content[:-1]
-        return ParsedResponse(content=content, reasoning_content=reasoning, tool_calls=tuple(tool_calls))
+        parse_call = self.parse_call
+        content, tool_calls = split_tool_call_blocks(
+            ids,
+            body_start,
+            self.tool_call_start_id,
+            self.tool_call_end_id,
+            self.decode,
+            lambda raw, span: (parse_call(raw.strip(), span),),
+        )
+        return ParsedResponse(content=content, reasoning_content=reasoning, tool_calls=tool_calls)
 
     def _starts_with_think(self, ids: list[int]) -> bool:
         for tok in ids:
@@ -146,12 +181,3 @@ class MarkerParser:
             if not self.decode(before).strip():
                 ids = ids[ids.index(self.think_start_id) + 1 :]
         return self.decode(ids).strip("\n")
-
-    @staticmethod
-    def _find(ids: list[int], target: int | None, start: int) -> int | None:
-        if target is None:
-            return None
-        try:
-            return ids.index(target, start)
-        except ValueError:
-            return None

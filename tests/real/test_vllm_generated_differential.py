@@ -162,10 +162,18 @@ def verdict(resp: httpx.Response) -> tuple[Any, ...]:
     if resp.status_code != 200:
         return resp.status_code, kind, doc, None
     choices = doc.get("choices") or []
-    head = shape({k: v for k, v in doc.items() if k != "choices"})
+    head = shape({k: by_position(v) if k == "prompt_logprobs" else v for k, v in doc.items() if k != "choices"})
     if any(c.get("token_ids") and c["token_ids"][-1] in EOS_IDS for c in choices):
         return 200, kind, head, EOS
     return 200, kind, head, (shape(choices), doc.get("usage"), [c.get("finish_reason") for c in choices])
+
+
+def by_position(prompt_logprobs: Any) -> Any:
+    """``prompt_logprobs`` without its keys: each position's entries are keyed by token id, and which ids (the
+    prompt token, the model's top ones) is the model's choice, not a rule."""
+    if not isinstance(prompt_logprobs, list):
+        return prompt_logprobs
+    return [list(p.values()) if isinstance(p, dict) else p for p in prompt_logprobs]
 
 
 def comparable(real: tuple[Any, ...], mock: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:

@@ -7,9 +7,11 @@ need ``ai-dynamo``: ``plan_request``, ``chunks`` and the faults.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +21,10 @@ from mockservers.dynamo_worker import (
     MockWorkerCore,
     WorkerError,
     WorkerSettings,
+    add_arguments,
     chunks,
     plan_request,
+    settings_from_args,
 )
 from mockservers.faults import FaultSpec
 from mockservers.server import MockServer
@@ -192,3 +196,31 @@ def test_cli_lists_the_real_dynamo_commands_and_explains_a_missing_dynamo() -> N
         run = subprocess.run([sys.executable, "-m", "mockservers", "dynamo-worker"], capture_output=True, text=True)
         assert run.returncode != 0
         assert "needs ai-dynamo 1.6.1" in run.stderr
+
+
+def test_worker_flags_set_the_settings_fields_of_their_names() -> None:
+    """Every flag lands in the ``WorkerSettings`` field of its name; no flags give the defaults."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert settings_from_args(parser.parse_args([])) == WorkerSettings()
+    argv = ["--model-dir", "/m", "--served-model-name", "x", "--max-model-len", "512", "--seed", "3",
+            "--eos-period", "7", "--moe-layers", "2", "--moe-top-k", "4", "--num-experts", "300",
+            "--per-token-s", "0.5", "--faults", "completion_ids=missing", "--ignore-crash-faults",
+            "--log-requests", "--namespace", "ns", "--component", "comp"]  # fmt: skip
+    got = settings_from_args(parser.parse_args(argv))
+    assert got == WorkerSettings(
+        model_dir=Path("/m"),
+        served_model_name="x",
+        max_model_len=512,
+        seed=3,
+        eos_period=7,
+        moe_layers=2,
+        moe_top_k=4,
+        num_experts=300,
+        per_token_s=0.5,
+        faults=FaultSpec.parse("completion_ids=missing"),
+        ignore_crash_faults=True,
+        log_requests=True,
+        namespace="ns",
+        component="comp",
+    )

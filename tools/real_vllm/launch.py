@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from mockservers.processes import (
     RunningProcesses,
     StackError,
     free_loopback_ports,
+    isolated_env,
     listed_models,
     python_path,
     serve_until_interrupted,
@@ -79,30 +79,16 @@ class VllmServer(RunningProcesses):
 
 def vllm_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a vLLM process whose files all go under ``workdir`` (also used for ``dynamo.vllm``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "DYN_"))}
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-        env.pop(name, None)
-    env.update(
-        {
-            # 1 GiB of KV cache is plenty for a 2-layer model with 512 positions (the default takes 4 GiB).
-            "VLLM_CPU_KVCACHE_SPACE": "1",
-            "VLLM_CPU_OMP_THREADS_BIND": "auto",
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-            "VLLM_CACHE_ROOT": str(workdir / "cache" / "vllm"),
-            "VLLM_RPC_BASE_PATH": str(workdir / "tmp"),
-            "TMPDIR": str(workdir / "tmp"),
-            "XDG_CACHE_HOME": str(workdir / "cache"),
-            "HF_HOME": str(workdir / "cache" / "huggingface"),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",
-        }
-    )
-    if extra:
-        env.update(extra)
-    return env
+    settings = {
+        # 1 GiB of KV cache is plenty for a 2-layer model with 512 positions (the default takes 4 GiB).
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_OMP_THREADS_BIND": "auto",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "VLLM_CACHE_ROOT": str(workdir / "cache" / "vllm"),
+        "VLLM_RPC_BASE_PATH": str(workdir / "tmp"),
+    }
+    return isolated_env(workdir, ("VLLM_", "DYN_"), settings, extra)
 
 
 def worker_env(workdir: Path, torchvision_stub: Path | None = None) -> dict[str, str]:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Final
 
 import aiohttp
 from yarl import URL
 
-from renderers.client._http import JSON_HEADERS, HTTPClient, RawResponse, root_url
-from renderers.errors import EngineConnectionError, EngineTimeoutError
+from renderers.client._http import JSON_HEADERS, HTTPClient, RawResponse, request_failure, root_url
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "EngineClient"]
 
 #: Default cap on one client's concurrent ``generate()`` calls: none (see ``EngineClient``). A default cap would
 #: also cap how many sequences one rollout worker keeps in the engine's batch, silently costing throughput.
-DEFAULT_MAX_IN_FLIGHT: int | None = None
+DEFAULT_MAX_IN_FLIGHT: Final[int | None] = None
 
 
 class EngineClient(HTTPClient):
@@ -142,10 +142,5 @@ class EngineClient(HTTPClient):
             ) as resp:
                 data = await resp.read()
                 return RawResponse(resp.status, data, resp.headers.get("Retry-After"), str(url))
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            limit = f" after {effective} s" if effective is not None else ""
-            raise EngineTimeoutError(f"no complete response from {url}{limit}") from exc
-        except aiohttp.ClientError as exc:
-            raise EngineConnectionError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # OSError, RuntimeError from a closed session, ...: never let them escape raw
-            raise EngineConnectionError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # aiohttp's errors, OSError, RuntimeError from a closed session: never raw
+            raise request_failure(exc, str(url), effective) from exc

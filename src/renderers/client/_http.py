@@ -26,7 +26,16 @@ import httpx
 from renderers.client._server_info import ServerInfo
 from renderers.errors import EngineConnectionError, EngineTimeoutError, GenerateError
 
-__all__ = ["JSON_HEADERS", "HTTPClient", "HttpxAdapter", "OpenAIAdapter", "RawResponse", "as_http_client", "root_url"]
+__all__ = [
+    "JSON_HEADERS",
+    "HTTPClient",
+    "HttpxAdapter",
+    "OpenAIAdapter",
+    "RawResponse",
+    "as_http_client",
+    "request_failure",
+    "root_url",
+]
 
 JSON_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     {"Content-Type": "application/json", "Accept": "application/json"}
@@ -78,7 +87,9 @@ class HTTPClient(ABC):
         return None
 
 
-def _transport_error(exc: BaseException, url: str, timeout: float | None) -> GenerateError:
+def request_failure(exc: BaseException, url: str, timeout: float | None) -> GenerateError:
+    """The error for a request to ``url`` that got no complete response because of ``exc`` (any HTTP library's):
+    ``EngineTimeoutError`` for a timeout (``timeout``: the limit in seconds, if any), else ``EngineConnectionError``."""
     if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         limit = f" after {timeout} s" if timeout is not None else ""
         return EngineTimeoutError(f"no complete response from {url}{limit} ({type(exc).__name__}: {exc})")
@@ -88,7 +99,7 @@ def _transport_error(exc: BaseException, url: str, timeout: float | None) -> Gen
 class HttpxAdapter(HTTPClient):
     """Adapter for a caller's ``httpx.AsyncClient`` (its ``base_url`` may be the root or end in ``/v1``)."""
 
-    __slots__ = ("_client", "_extra_headers", "_timeout_default", "_urls")
+    __slots__ = ("_client", "_extra_headers", "_timeout_default")
 
     def __init__(
         self,
@@ -102,13 +113,6 @@ class HttpxAdapter(HTTPClient):
         self._client = client
         self._extra_headers = dict(headers or {})
         self._timeout_default = default_timeout
-        self._urls: dict[str, str] = {}
-
-    def _url(self, path: str) -> str:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = self.root_url + path
-        return url
 
     async def request(
         self,
@@ -119,7 +123,7 @@ class HttpxAdapter(HTTPClient):
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> RawResponse:
-        url = self._url(path)
+        url = self.root_url + path
         merged = {**self._extra_headers, **JSON_HEADERS, **(headers or {})}
         t: Any = self._timeout_default if timeout is None else httpx.Timeout(timeout)
         try:
@@ -128,7 +132,7 @@ class HttpxAdapter(HTTPClient):
         except GenerateError:
             raise
         except Exception as exc:
-            raise _transport_error(exc, url, timeout) from exc
+            raise request_failure(exc, url, timeout) from exc
         return RawResponse(resp.status_code, data, resp.headers.get("retry-after"), url)
 
 

@@ -82,7 +82,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, PieceRenderer, cut_completion, ends_with
@@ -142,7 +143,7 @@ DEEPSEEK_SPECIAL_TOKENS = (
 )
 _JSON_OPEN = "\n```json\n"
 _JSON_CLOSE = "\n```"
-_NAMES = {"v3": "DeepSeek V3", "r1": "DeepSeek R1", "v3.1": "DeepSeek V3.1"}
+_NAMES: Final[Mapping[str, str]] = MappingProxyType({"v3": "DeepSeek V3", "r1": "DeepSeek R1", "v3.1": "DeepSeek V3.1"})
 
 
 class DeepSeekRenderer(PieceRenderer):

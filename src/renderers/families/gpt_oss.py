@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from renderers._messages import CheckedMessage
 from renderers.families.gpt_oss_tools import render_tool_namespace
 from renderers.families.harmony import HarmonyIds, HarmonyParser
 from renderers.families.pieces import Piece, PieceRenderer, tojson
-from renderers.families.registry import Family, check_options, reasoning_history_probe, tool_results_probe
+from renderers.families.registry import Family, check_options, read_only, reasoning_history_probe, tool_results_probe
 from renderers.types import Message, ParsedResponse, RenderedTokens, ToolSpecLike
 
 __all__ = ["FAMILY", "GPT_OSS_SPECIAL_TOKENS", "GptOssRenderer"]
@@ -315,15 +315,17 @@ def _build(tokenizer: Any, enable_thinking: bool, options: Mapping[str, Any]) ->
     return GptOssRenderer(tokenizer, **dict(options))
 
 
-_PROBE_TOOLS = (
-    {
-        "type": "function",
-        "function": {
-            "name": "probe",
-            "description": "d",
-            "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
+_PROBE_TOOLS: Final[tuple[ToolSpecLike, ...]] = read_only(
+    (
+        {
+            "type": "function",
+            "function": {
+                "name": "probe",
+                "description": "d",
+                "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
+            },
         },
-    },
+    )
 )
 
 # gpt-oss always reasons: enable_thinking is not read by its template (nor by this renderer).

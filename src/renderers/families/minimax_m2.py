@@ -59,6 +59,7 @@ from renderers.families.registry import (
     reasoning_history_probe,
     tool_results_probe,
 )
+from renderers.parsing import split_tool_call_blocks
 from renderers.types import (
     Message,
     ParsedResponse,
@@ -242,28 +243,15 @@ class MiniMaxM2Renderer(PieceRenderer):
         end = ids.index(self.think_end_id)
         reasoning = self._decode(ids[:end]).strip("\n")
         schemas = _schema_types(tools)
-        calls: list[ParsedToolCall] = []
-        first_call: int | None = None
-        pos = end + 1
-        while pos < len(ids):
-            if ids[pos] != self.tool_call_start_id:
-                pos += 1
-                continue
-            if first_call is None:
-                first_call = pos
-            if self.tool_call_end_id not in ids[pos + 1 :]:
-                raw = self._decode(ids[pos + 1 :])
-                calls.append(
-                    ParsedToolCall(raw=raw, token_span=(pos, len(ids)), status=ToolCallParseStatus.UNCLOSED_BLOCK)
-                )
-                break
-            close = ids.index(self.tool_call_end_id, pos + 1)
-            calls.extend(parse_invokes(self._decode(ids[pos + 1 : close]), (pos, close + 1), schemas))
-            pos = close + 1
-        content = self._decode(ids[end + 1 : first_call]).lstrip("\n")
-        if first_call is not None and content.endswith("\n"):
-            content = content[:-1]
-        return ParsedResponse(content=content, reasoning_content=reasoning, tool_calls=tuple(calls))
+        content, calls = split_tool_call_blocks(
+            ids,
+            end + 1,
+            self.tool_call_start_id,
+            self.tool_call_end_id,
+            self._decode,
+            lambda raw, span: parse_invokes(raw, span, schemas),
+        )
+        return ParsedResponse(content=content, reasoning_content=reasoning, tool_calls=calls)
 
     def bridge_to_next_turn(
         self,

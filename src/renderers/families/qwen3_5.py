@@ -50,7 +50,8 @@ import dataclasses
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from renderers._messages import CheckedMessage
 from renderers.families.pieces import Piece, tojson
@@ -91,7 +92,7 @@ _TOOLS_FOOTER = (
     "</IMPORTANT>"
 )
 _THINK_OPEN = "<think>\n"
-_PYTHON_LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None}
+_PYTHON_LITERALS: Final[Mapping[str, Any]] = MappingProxyType({"True": True, "False": False, "None": None})
 
 
 def _schema_types(tools: Sequence[ToolSpecLike] | None) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from renderers.protocol import Renderer
 from renderers.types import Message, ToolCall, ToolSpecLike
@@ -22,24 +23,61 @@ __all__ = [
     "Verdict",
     "check_options",
     "enable_thinking_kwargs",
+    "read_only",
     "reasoning_history_probe",
     "tool_call",
     "tool_results_probe",
 ]
 
 
+def read_only(value: Any) -> Any:
+    """A read-only deep copy of JSON-like data (mappings as ``MappingProxyType``, lists and tuples as tuples), for
+    module-level tables: nothing a caller does to one use of a table reaches the next."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: read_only(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(read_only(v) for v in value)
+    return value
+
+
+def _writable(value: Any) -> Any:
+    """A fresh deep copy of ``read_only`` data as dicts and lists, what templates and renderers are given."""
+    if isinstance(value, Mapping):
+        return {k: _writable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_writable(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Probe:
-    """A conversation rendered by both the native renderer and the tokenizer's template."""
+    """A conversation rendered by both the native renderer and the tokenizer's template.
 
-    messages: Sequence[Message]
+    Kept read-only (see :func:`read_only`); ``conversation()`` and ``tool_list()`` give each use its own copy.
+    """
+
+    messages: Sequence[Mapping[str, Any]]
     tools: Sequence[ToolSpecLike] | None = None
     add_generation_prompt: bool = True
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", read_only(self.messages))
+        object.__setattr__(self, "tools", None if self.tools is None else read_only(self.tools))
+
+    def conversation(self) -> list[Message]:
+        """The messages, as a new list of new dicts."""
+        messages: list[Message] = _writable(self.messages)
+        return messages
+
+    def tool_list(self) -> list[ToolSpecLike] | None:
+        """The tools, as a new list of new dicts, or ``None``."""
+        tools: list[ToolSpecLike] | None = None if self.tools is None else _writable(self.tools)
+        return tools
+
 
 # The tool most probes declare: a name, a description and an empty object schema.
-PROBE_TOOLS: tuple[ToolSpecLike, ...] = (
-    {"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},
+PROBE_TOOLS: Final[tuple[ToolSpecLike, ...]] = read_only(
+    ({"type": "function", "function": {"name": "probe", "description": "d", "parameters": {"type": "object"}}},)
 )
 
 
@@ -158,8 +196,8 @@ class Family:
         for n, probe in enumerate(self.probes):
             try:
                 expected = tokenizer.apply_chat_template(
-                    [dict(m) for m in probe.messages],
-                    tools=[dict(t) for t in probe.tools] if probe.tools else None,
+                    probe.conversation(),
+                    tools=probe.tool_list() or None,
                     add_generation_prompt=probe.add_generation_prompt,
                     tokenize=True,
                     return_dict=False,
@@ -168,7 +206,7 @@ class Family:
             except Exception as exc:  # a template that cannot render the probe is not this family's
                 return Verdict(self.name, None, f"its chat template failed on probe {n}: {exc}")
             got = renderer.render_ids(
-                probe.messages, tools=probe.tools, add_generation_prompt=probe.add_generation_prompt
+                probe.conversation(), tools=probe.tool_list(), add_generation_prompt=probe.add_generation_prompt
             )
             if [int(t) for t in expected] != got:
                 return Verdict(self.name, None, f"its chat template renders probe {n} differently")

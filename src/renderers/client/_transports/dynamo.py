@@ -24,7 +24,6 @@ __all__ = ["DROP_KEYS", "PROMPT_START_FIELD", "DynamoTransport"]
 DROP_KEYS: Final = frozenset({"return_token_ids", "spaces_between_special_tokens"})
 # Keys handled explicitly (never copied verbatim).
 _HANDLED: Final = frozenset({"nvext", "max_tokens", "model", "messages", "stream"})
-PLACEHOLDER_MESSAGES: Final = ({"role": "user", "content": ""},)
 #: The optional request field Dynamo <= 1.6.1 rejects, as ``ServerInfo`` names it.
 PROMPT_START_FIELD: Final = "nvext.routed_experts_prompt_start"
 _PROMPT_START_REJECTED: Final = b"unknown field `routed_experts_prompt_start`"
@@ -74,7 +73,7 @@ class DynamoTransport(Transport):
 
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": list(PLACEHOLDER_MESSAGES),
+            "messages": [{"role": "user", "content": ""}],  # required by the route; nvext.token_data is the prompt
             "stream": False,
             "nvext": nvext,
         }
