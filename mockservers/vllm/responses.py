@@ -65,26 +65,13 @@ def _logprobs_032(state: MockState, c: Completion, n_top: int, text_mode: bool) 
     return {"content": content}
 
 
-_INT_TEXT: list[bytes] = [b"%d" % i for i in range(4096)]
-
-
-def _int_text(values: list[int]) -> list[bytes]:
-    """The JSON text of non-negative ints, from a table (grown on demand)."""
-    global _INT_TEXT
-    table = _INT_TEXT
-    if values and max(values) >= len(table):
-        table = _INT_TEXT = [b"%d" % i for i in range(max(max(values) + 1, 2 * len(table)))]
-    return list(map(table.__getitem__, values))
-
-
-def _float_text(values: list[float]) -> list[bytes]:
-    """orjson's text of each float (exactly what ``orjson.dumps`` writes for it inside an object)."""
-    return orjson.dumps(values)[1:-1].split(b",") if values else []
-
-
-def _text_length(values: list[int] | list[float]) -> int:
-    """The total length of the JSON text of the values (orjson's array text less its brackets and commas)."""
-    return len(orjson.dumps(values)) - len(values) - 1 if values else 0
+def _value_texts(values: list[int] | list[float]) -> tuple[list[bytes], int]:
+    """orjson's text of each value (exactly what ``orjson.dumps`` writes for it inside an object) and their total
+    length, from one encoding of the list."""
+    if not values:
+        return [], 0
+    text = orjson.dumps(values)
+    return text[1:-1].split(b","), len(text) - len(values) - 1
 
 
 _ENTRIES_PER_CHUNK = 2048
@@ -145,13 +132,17 @@ def _entries(layout: _Layout, first: bool, texts: dict[str, list[bytes]], start:
     return b"".join(parts)
 
 
-def _columns(profile: str, c: Completion) -> tuple[_Layout, dict[str, list[bytes]]]:
-    """The entry layout of ``profile`` and the JSON text of each value its columns take from ``c``."""
-    texts = {"ids": _int_text(c.token_ids), "lps": _float_text(c.logprobs)}
+def _columns(profile: str, c: Completion) -> tuple[_Layout, dict[str, list[bytes]], dict[str, int]]:
+    """The entry layout of ``profile``, the JSON text of each value its columns take from ``c`` and the total length
+    of each column's texts."""
+    columns: dict[str, list[int] | list[float]] = {"ids": c.token_ids, "lps": c.logprobs}
     if profile == "vllm-0.32":
-        texts["ranks"] = _int_text(c.ranks)
-        return _LAYOUTS["vllm-0.32"], texts
-    return _LAYOUTS["prime-rl"], texts
+        columns["ranks"] = c.ranks
+    texts: dict[str, list[bytes]] = {}
+    lengths: dict[str, int] = {}
+    for name, values in columns.items():
+        texts[name], lengths[name] = _value_texts(values)
+    return _LAYOUTS["vllm-0.32" if profile == "vllm-0.32" else "prime-rl"], texts, lengths
 
 
 def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
@@ -161,13 +152,11 @@ def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
     Same keys, order and number text as the dicts of ``_logprobs_prime`` / ``_logprobs_032`` (tokens mode)
     encoded by orjson; the tests compare the two byte for byte.
     """
-    layout, texts = _columns(profile, c)
+    layout, texts, lengths = _columns(profile, c)
     n = len(c.token_ids)
     size = len(b'{"content":[]}')
     if n:
         size += len(layout.first) + (n - 1) * len(layout.rest)
-        values: dict[str, list[int] | list[float]] = {"ids": c.token_ids, "lps": c.logprobs, "ranks": c.ranks}
-        lengths = {name: _text_length(values[name]) for name in texts}
         size += sum(lengths[name] + n * len(sep) for name, sep in layout.columns)
 
     def chunks() -> Iterator[bytes]:
@@ -181,7 +170,7 @@ def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
 
 def fast_logprobs(profile: str, c: Completion) -> bytes:
     """``fast_logprobs_stream``'s text, made whole (directly: a small response has no use for chunks)."""
-    layout, texts = _columns(profile, c)
+    layout, texts, _ = _columns(profile, c)
     return b'{"content":[' + _entries(layout, True, texts, 0, len(c.token_ids)) + b"]}"
 
 
@@ -238,7 +227,7 @@ def small_body(state: MockState, call: GenerateCall, completions: list[Completio
         lp = b"null" if call.n_logprobs is None else fast_logprobs("prime-rl", c)
         parts += [
             b',{"index":' if index else b'{"index":',
-            _INT_TEXT[index] if index < len(_INT_TEXT) else b"%d" % index,
+            b"%d" % index,
             b',"logprobs":',
             lp,
             b',"finish_reason":',
