@@ -43,10 +43,13 @@ WHY: dict[str, str] = {
     "httpx CPU/req": "httpx itself costs ~6-7x a bare aiohttp post here, while EngineClient is ~1.1-1.3x that post: "
     "10x would need EngineClient to cost less than the bare post it is built on",
     "EngineClient CPU/req": "the validated parse and generate()'s argument checks over the raw post (see the profile)",
-    "mock throughput": "~210 us of server CPU per small request in Python (request validation ~40 us, engine ~40 us, "
-    "body building ~50 us) against ~50 us for a handler that only sends bytes (docs/mockservers.md)",
-    "mock time to serve": "~40 ms of mock CPU per 21.9 MB response against 15-18 ms for the floor; the floor's own "
-    "send time swings 18-38 ms on this shared machine, so the ratio moves between ~1.2x and ~2.7x across runs",
+    "mock throughput": "server CPU per small request ~520-700 us for the mock against ~150-230 us for the floor "
+    "(psutil, 2026-11-30, before the schema validation); per request in the profile: request validation (vLLM's "
+    "pydantic schema and checks, ~140 us with the profiler), the engine's 16-token Python path (~160 us), the prompt "
+    "dot products (~45 us) and the body (~65 us), each several times its isolated micro-benchmark on this machine",
+    "mock time to serve": "mock CPU per 21.9 MB response ~33-45 ms (engine, logprob text and routing made in "
+    "chunks while the body is written) against ~22-25 ms for the floor, which only sends; with the 2 cores "
+    "saturated by other work there is no core left to overlap the two, and the ratio follows the load",
     "loop lag": "1,000 responses landing in a few loop iterations; `EngineClient(max_in_flight=...)` spreads them",
     "peak extra": "the decoded table plus the response bytes and the typed structs of 32k entries",
 }

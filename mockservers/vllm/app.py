@@ -103,12 +103,18 @@ async def generate(request: web.Request) -> web.StreamResponse:
     parts = routing.splice_parts(resp, spliced)
     size = sum(len(p) for p in parts)
     if size < LARGE_BODY or fault is not NO_FAULT:  # a transport fault edits a whole body: build it
-        return json_response(b"".join(parts))
+        return json_response(routing.join(parts))
     out = web.StreamResponse(headers={"Content-Type": "application/json"})
     out.content_length = size
     await out.prepare(request)
-    for part in parts:  # written piece by piece: no joined copy of a body of tens of megabytes
-        await out.write(part)
+    # Written piece by piece, deferred pieces chunk by chunk: no joined copy of a body of tens of megabytes, and the
+    # next chunk is made while the client reads the ones before.
+    for part in parts:
+        if isinstance(part, routing.Deferred):
+            for chunk in part.chunks():
+                await out.write(chunk)
+        else:
+            await out.write(part)
     await out.write_eof()
     return out
 

@@ -13,7 +13,7 @@ import orjson
 
 from mockservers import routing
 from mockservers.app import MockState
-from mockservers.engine import Completion, SamplingParams, prefix_states
+from mockservers.engine import ROUTE_BLOCK_BYTES, Completion, RoutePlan, SamplingParams, prefix_states
 from mockservers.faults import FaultSpec, apply_content_fault
 
 _LP_MARKER = "\u2063mock-logprobs\u2063"
@@ -65,78 +65,113 @@ def _logprobs_032(state: MockState, c: Completion, n_top: int, text_mode: bool) 
     return {"content": content}
 
 
-_INT_TEXT: list[bytes] = [b"%d" % i for i in range(4096)]
+def _value_texts(values: list[int] | list[float]) -> tuple[list[bytes], int]:
+    """orjson's text of each value (exactly what ``orjson.dumps`` writes for it inside an object) and their total
+    length, from one encoding of the list."""
+    if not values:
+        return [], 0
+    text = orjson.dumps(values)
+    return text[1:-1].split(b","), len(text) - len(values) - 1
 
 
-def _int_text(values: list[int]) -> list[bytes]:
-    """The JSON text of non-negative ints, from a table (grown on demand)."""
-    global _INT_TEXT
-    table = _INT_TEXT
-    if values and max(values) >= len(table):
-        table = _INT_TEXT = [b"%d" % i for i in range(max(max(values) + 1, 2 * len(table)))]
-    return list(map(table.__getitem__, values))
+_ENTRIES_PER_CHUNK = 2048
+"""Logprob entries per chunk of text (about 300 kB): memory the allocator reuses from one chunk to the next."""
 
 
-def _float_text(values: list[float]) -> list[bytes]:
-    """orjson's text of each float (exactly what ``orjson.dumps`` writes for it inside an object)."""
-    return orjson.dumps(values)[1:-1].split(b",") if values else []
+@dataclass(frozen=True)
+class _Layout:
+    """The JSON text of one logprob entry: ``head`` (``first`` for entry 0, ``rest`` with the separating comma after
+    it), then for each column its value's text and the constant text after it."""
+
+    first: bytes
+    rest: bytes
+    columns: tuple[tuple[str, bytes], ...]
 
 
-def _interleave(n: int, first: bytes, rest: bytes, columns: list[tuple[list[bytes], bytes]]) -> bytes:
-    """``[entry, entry, ...]`` where entry ``i`` is ``head + col0[i] + sep0 + col1[i] + sep1 ...``.
+_LAYOUTS = {
+    "vllm-0.32": _Layout(
+        b'{"token_id":',
+        b',{"token_id":',
+        (
+            ("ids", b',"logprob":'),
+            ("lps", b',"rank":'),
+            ("ranks", b',"top_logprobs":[{"token_id":'),
+            ("ids", b',"logprob":'),
+            ("lps", b',"rank":'),
+            ("ranks", b"}]}"),
+        ),
+    ),
+    "prime-rl": _Layout(
+        b'{"token":"token_id:',
+        b',{"token":"token_id:',
+        (
+            ("ids", b'","logprob":'),
+            ("lps", b',"bytes":null,"top_logprobs":[{"token":"token_id:'),
+            ("ids", b'","logprob":'),
+            ("lps", b',"bytes":null}]}'),
+        ),
+    ),
+}
 
-    ``head`` is ``first`` for entry 0 and ``rest`` (with the separating comma) after it. Built with slice
-    assignments and one join, so 32k entries cost a few milliseconds instead of 64k dicts through orjson.
+
+def _entries(layout: _Layout, first: bool, texts: dict[str, list[bytes]], start: int, stop: int) -> bytes:
+    """Entries ``start .. stop-1`` (``first``: entry ``start`` opens the list, no comma before it).
+
+    Built with slice assignments and one join, so 32k entries cost a few milliseconds instead of 64k dicts
+    through orjson.
     """
-    if n == 0:
-        return b"[]"
-    width = 1 + 2 * len(columns)
+    n = stop - start
+    width = 1 + 2 * len(layout.columns)
     parts: list[bytes] = [b""] * (width * n)
-    parts[0::width] = [rest] * n
-    parts[0] = first
-    for j, (col, sep) in enumerate(columns):
-        parts[1 + 2 * j :: width] = col
+    parts[0::width] = [layout.rest] * n
+    if first:
+        parts[0] = layout.first
+    for j, (name, sep) in enumerate(layout.columns):
+        parts[1 + 2 * j :: width] = texts[name][start:stop]
         parts[2 + 2 * j :: width] = [sep] * n
-    return b"".join([b"[", *parts, b"]"])
+    return b"".join(parts)
 
 
-def fast_logprobs(profile: str, c: Completion) -> bytes:
-    """The ``logprobs`` JSON of a choice with one top logprob (the sampled token), written directly as bytes.
+def _columns(profile: str, c: Completion) -> tuple[_Layout, dict[str, list[bytes]], dict[str, int]]:
+    """The entry layout of ``profile``, the JSON text of each value its columns take from ``c`` and the total length
+    of each column's texts."""
+    columns: dict[str, list[int] | list[float]] = {"ids": c.token_ids, "lps": c.logprobs}
+    if profile == "vllm-0.32":
+        columns["ranks"] = c.ranks
+    texts: dict[str, list[bytes]] = {}
+    lengths: dict[str, int] = {}
+    for name, values in columns.items():
+        texts[name], lengths[name] = _value_texts(values)
+    return _LAYOUTS["vllm-0.32" if profile == "vllm-0.32" else "prime-rl"], texts, lengths
+
+
+def fast_logprobs_stream(profile: str, c: Completion) -> routing.Deferred:
+    """The ``logprobs`` JSON of a choice with one top logprob (the sampled token), written directly as bytes and
+    made in chunks of entries while the body is written (``routing.Deferred``).
 
     Same keys, order and number text as the dicts of ``_logprobs_prime`` / ``_logprobs_032`` (tokens mode)
     encoded by orjson; the tests compare the two byte for byte.
     """
-    ids = _int_text(c.token_ids)
-    lps = _float_text(c.logprobs)
-    n = len(ids)
-    if profile == "vllm-0.32":
-        ranks = _int_text(c.ranks)
-        content = _interleave(
-            n,
-            b'{"token_id":',
-            b',{"token_id":',
-            [
-                (ids, b',"logprob":'),
-                (lps, b',"rank":'),
-                (ranks, b',"top_logprobs":[{"token_id":'),
-                (ids, b',"logprob":'),
-                (lps, b',"rank":'),
-                (ranks, b"}]}"),
-            ],
-        )
-    else:
-        content = _interleave(
-            n,
-            b'{"token":"token_id:',
-            b',{"token":"token_id:',
-            [
-                (ids, b'","logprob":'),
-                (lps, b',"bytes":null,"top_logprobs":[{"token":"token_id:'),
-                (ids, b'","logprob":'),
-                (lps, b',"bytes":null}]}'),
-            ],
-        )
-    return b'{"content":' + content + b"}"
+    layout, texts, lengths = _columns(profile, c)
+    n = len(c.token_ids)
+    size = len(b'{"content":[]}')
+    if n:
+        size += len(layout.first) + (n - 1) * len(layout.rest)
+        size += sum(lengths[name] + n * len(sep) for name, sep in layout.columns)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"content":['
+        for start in range(0, n, _ENTRIES_PER_CHUNK):
+            yield _entries(layout, start == 0, texts, start, min(start + _ENTRIES_PER_CHUNK, n))
+        yield b"]}"
+
+    return routing.Deferred(size, chunks)
+
+
+def fast_logprobs(profile: str, c: Completion) -> bytes:
+    """``fast_logprobs_stream``'s text, made whole (directly: a small response has no use for chunks)."""
+    layout, texts, _ = _columns(profile, c)
+    return b'{"content":[' + _entries(layout, True, texts, 0, len(c.token_ids)) + b"]}"
 
 
 def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[str, Any] | None]:
@@ -192,7 +227,7 @@ def small_body(state: MockState, call: GenerateCall, completions: list[Completio
         lp = b"null" if call.n_logprobs is None else fast_logprobs("prime-rl", c)
         parts += [
             b',{"index":' if index else b'{"index":',
-            _INT_TEXT[index] if index < len(_INT_TEXT) else b"%d" % index,
+            b"%d" % index,
             b',"logprobs":',
             lp,
             b',"finish_reason":',
@@ -212,7 +247,7 @@ def small_body(state: MockState, call: GenerateCall, completions: list[Completio
 
 def build_response(
     state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec
-) -> tuple[dict[str, Any], list[tuple[str, Sequence[bytes]]]]:
+) -> tuple[dict[str, Any], list[tuple[str, Sequence[routing.Piece]]]]:
     """The response object and the raw pieces to splice into its encoding (``routing.splice``)."""
     cfg = state.config
     profile = cfg.vllm_profile
@@ -220,7 +255,7 @@ def build_response(
     n_top = max(call.n_logprobs or 0, 1)
     # One top logprob, no fault reshaping the lists, not streamed: the logprob JSON is written as bytes.
     fast_lp = n_top == 1 and not call.text_mode and not call.stream and not fault.edits_content
-    spliced: list[tuple[str, Sequence[bytes]]] = []
+    spliced: list[tuple[str, Sequence[routing.Piece]]] = []
     choices = []
     n_ids = len(call.ids)
     for index, c in enumerate(completions):
@@ -229,7 +264,8 @@ def build_response(
             if fast_lp and cfg.moe_layers:
                 # The body is spliced anyway (routing): the logprob text joins it there, copied once.
                 marker = f"{_LP_MARKER}{index}"
-                spliced.append((marker, (fast_logprobs(profile, c),)))
+                long = len(c.token_ids) > _ENTRIES_PER_CHUNK
+                spliced.append((marker, (fast_logprobs_stream(profile, c) if long else fast_logprobs(profile, c),)))
                 lp = marker
             elif fast_lp:
                 lp = orjson.Fragment(fast_logprobs(profile, c))  # orjson copies it in; no marker to look for
@@ -239,16 +275,19 @@ def build_response(
         re_value: Any = None
         if cfg.moe_layers:
             start = int(sp.get("routed_experts_prompt_start") or 0)
-            arr = state.engine.routed_experts(
-                [*call.ids, *c.token_ids], start, cfg.moe_layers, cfg.moe_top_k, cfg.num_experts
-            )
+            plan = RoutePlan.of([*call.ids, *c.token_ids], start, cfg.moe_layers, cfg.moe_top_k, cfg.num_experts)
             marker = f"{routing.PLACEHOLDER}{index}"
+            payload: routing.Piece
+            if plan.nbytes > ROUTE_BLOCK_BYTES:  # made block by block while the body is written (``routing.Deferred``)
+                payload = routing.base64_stream(plan, plan.nbytes, plan.blocks, npy=profile == "vllm-0.32")
+            else:  # one block: no use for the deferred machinery
+                arr = plan.rows(0, plan.shape[0])
+                payload = routing.npy_base64(arr) if profile == "vllm-0.32" else routing.raw_base64(arr)
+            spliced.append((marker, (b'"', payload, b'"')))
             if profile == "vllm-0.32":
-                spliced.append((marker, (b'"', routing.npy_base64(arr), b'"')))
                 re_value = marker
             else:
-                spliced.append((marker, (b'"', routing.raw_base64(arr), b'"')))
-                re_value = routing.routed_object(arr, min(start, n_ids + len(c.token_ids) - 1))
+                re_value = routing.routed_object(plan, min(start, n_ids + len(c.token_ids) - 1))
                 re_value["data"] = marker
         choice: dict[str, Any]
         if profile == "vllm-0.32":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockservers.config import BUILTIN_TOKENIZER
-from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, step_state
+from mockservers.engine import Engine, SamplingParams, final_state, prefix_states, sampled_ranks, step_state
 from mockservers.tokenizer import load_tokenizer
 
 EOS = 2303
@@ -250,3 +251,34 @@ def test_top_p_is_applied_as_float32() -> None:
     a = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=third, seed=5, ignore_eos=True))
     b = ENGINE.generate(PROMPT, SamplingParams(max_tokens=32, top_p=rounded, seed=5, ignore_eos=True))
     assert (a.token_ids, a.logprobs) == (b.token_ids, b.logprobs)
+
+
+@pytest.mark.parametrize(("size", "temperature"), [(2301, 1.0), (2301, 0.3), (767, 1.7), (50, 0.05), (2, 1.0)])
+def test_sampled_rank_lookup_equals_counting_the_thresholds(size: int, temperature: float) -> None:
+    """Rank ``1 + #{r in 1..size-1 : (r/size)**T <= u}`` for ``u = k / 2**53``: random ``k`` and ``k`` at, just
+    below and just above every threshold (where a bucket lookup could be off by one)."""
+    thresholds = [(r / size) ** temperature for r in range(1, size)]
+    at = [math.ceil(t * 2**53) for t in thresholds]
+    rng = np.random.default_rng(size)
+    ks = [*at, *(x - 1 for x in at), *(x + 1 for x in at), 0, 2**53 - 1, *rng.integers(0, 2**53, 5000).tolist()]
+    ks = [x for x in ks if 0 <= x < 2**53]
+    got = sampled_ranks(np.asarray(ks, dtype=np.uint64), size, temperature).tolist()
+    expected = [1 + bisect.bisect_right(thresholds, x / 2**53) for x in ks]
+    assert got == expected
+
+
+def test_routed_experts_follow_the_documented_rows() -> None:
+    """Row ``p``, layer ``l`` is route-table row ``(k1 + l*k2) mod 2**16`` with ``k1`` the low 16 bits of
+    ``mix(H_{p+1} ^ salt)`` and ``k2`` its bits 32..47 made odd (the docstring of ``Engine.routed_experts``)."""
+    from mockservers import engine as em
+
+    ids = [(13 * i + 5) % 2304 for i in range(40)]
+    start, layers, top_k, experts = 3, 4, 2, 16
+    table = em._route_table(experts, top_k)
+    got = Engine.routed_experts(ids, start, layers, top_k, experts)
+    assert got.shape == (len(ids) - 1 - start, layers, top_k)
+    for p in range(start, len(ids) - 1):
+        key = em.mix64(final_state(ids[: p + 1]) ^ em._ROUTE_SALT)
+        k1, k2 = key & 0xFFFF, ((key >> 32) & 0xFFFF) | 1
+        for layer in range(layers):
+            assert got[p - start, layer].tolist() == table[(k1 + layer * k2) % (1 << 16)].tolist()

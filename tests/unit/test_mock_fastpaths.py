@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from typing import Any
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from mockservers import routing
 from mockservers.app import MockState
 from mockservers.config import MockConfig
-from mockservers.engine import SamplingParams
+from mockservers.engine import Engine, RoutePlan, SamplingParams
 from mockservers.faults import NO_FAULT
 from mockservers.vllm import responses, rules
 from mockservers.vllm.app import vllm_error
@@ -33,12 +35,51 @@ def state() -> MockState:
         SamplingParams(max_tokens=300, seed=2, temperature=0.7),
         SamplingParams(max_tokens=2000, seed=3),  # ends on EOS (a peaked position)
         SamplingParams(max_tokens=50, temperature=0.0, ignore_eos=True),
+        SamplingParams(max_tokens=5000, seed=4, ignore_eos=True),  # three chunks of entries
     ],
 )
 def test_fast_logprobs_equal_the_dicts(state: MockState, profile: str, params: SamplingParams) -> None:
     c = state.engine.generate([2302, 84, 326, 81, 198], params)
     builder = responses._logprobs_032 if profile == "vllm-0.32" else responses._logprobs_prime
-    assert responses.fast_logprobs(profile, c) == orjson.dumps(builder(state, c, 1, False))
+    expected = orjson.dumps(builder(state, c, 1, False))
+    assert responses.fast_logprobs(profile, c) == expected
+    stream = responses.fast_logprobs_stream(profile, c)
+    chunks = list(stream.chunks())
+    assert len(stream) == len(expected)
+    assert b"".join(chunks) == expected
+    assert len(chunks) == 2 + -(-len(c.token_ids) // responses._ENTRIES_PER_CHUNK)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 4, 5, 100, 1001])
+@pytest.mark.parametrize(("layers", "top_k", "experts"), [(3, 4, 8), (5, 3, 300), (48, 8, 256), (1, 1, 2)])
+@pytest.mark.parametrize("block_bytes", [1, 50, 1 << 18])
+def test_routing_base64_made_in_blocks_equals_the_whole_encoding(
+    rows: int, layers: int, top_k: int, experts: int, block_bytes: int
+) -> None:
+    """The deferred base64 (raw and ``.npy``), made block by block with up to 2 bytes carried between blocks, is
+    stdlib base64 of the whole table and of ``np.save``'s file."""
+    ids = [(7 * i + 3) % 2304 for i in range(rows + 1)]
+    plan = RoutePlan.of(ids, 0, layers, top_k, experts)
+    arr = Engine.routed_experts(ids, 0, layers, top_k, experts)
+    assert plan.shape == arr.shape
+    assert plan.dtype == arr.dtype
+    blocks = list(plan.blocks(block_bytes))
+    assert all(len(b) % 3 == 0 for b in blocks[:-1])
+    assert np.array_equal(np.concatenate([arr[:0], *blocks]), arr)
+    raw = routing.base64_stream(plan, plan.nbytes, lambda: plan.blocks(block_bytes), npy=False)
+    assert raw.materialise() == base64.b64encode(arr.tobytes())
+    assert len(raw) == len(raw.materialise())
+    npy_file = io.BytesIO()
+    np.save(npy_file, arr, allow_pickle=False)
+    npy = routing.base64_stream(plan, plan.nbytes, lambda: plan.blocks(block_bytes), npy=True)
+    assert npy.materialise() == base64.b64encode(npy_file.getvalue())
+    assert len(npy) == len(npy.materialise())
+
+
+def test_a_deferred_piece_that_makes_other_than_its_size_fails() -> None:
+    piece = routing.Deferred(5, lambda: [b"abc"])
+    with pytest.raises(AssertionError, match="announced 5 bytes and made 3"):
+        piece.materialise()
 
 
 def test_splice_puts_each_piece_where_its_placeholder_was() -> None:
