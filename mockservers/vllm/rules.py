@@ -310,12 +310,14 @@ def _ints_fit(value: Any, low: int, high: int) -> bool:
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, int) and not low <= item <= high:
-            return False
-        if isinstance(item, dict):
+        kind = type(item)
+        if kind is int:
+            if not low <= item <= high:
+                return False
+        elif kind is dict:
             pending.extend(item.keys())
             pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
+        elif kind is list or kind is tuple:
             pending.extend(item)
     return True
 
