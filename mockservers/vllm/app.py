@@ -11,6 +11,7 @@ Two wire profiles:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 
@@ -22,7 +23,7 @@ from mockservers.app import BODY_KEY, STATE, fault_of, json_response, make_app, 
 from mockservers.config import MockConfig
 from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
-from mockservers.vllm.responses import GenerateCall, build_response, small_body, stream_chunks
+from mockservers.vllm.responses import build_response, small_body, stream_chunks
 from mockservers.vllm.rules import parse_generate, read_json
 
 LARGE_BODY = 1 << 20
@@ -72,17 +73,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     start_state = engine.prefix(ids, valid.prompt_array)  # shared by the n choices
     completions = [engine.generate(ids, p, prefix_state=start_state) for p in valid.params]
     rid = request.headers.get("X-Request-Id") or valid.request_id or _random_hex()
-    call = GenerateCall(
-        ids=ids,
-        sampling=valid.sampling,
-        params=valid.params,
-        n_logprobs=valid.n_logprobs,
-        prompt_array=valid.prompt_array,
-        request_id=f"generate-tokens-{rid}",
-        text_mode=cfg.vllm_profile == "vllm-0.32" and valid.output_mode == "text",
-        stream=valid.stream,
-        return_token_ids=valid.return_token_ids,
-    )
+    call = dataclasses.replace(valid, request_id=f"generate-tokens-{rid}")
     small = small_body(state, call, completions, fault)
     if small is not None:
         await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))

@@ -7,14 +7,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from mockservers import routing
 from mockservers.app import MockState
-from mockservers.engine import ROUTE_BLOCK_BYTES, Completion, RoutePlan, SamplingParams, prefix_states
+from mockservers.engine import ROUTE_BLOCK_BYTES, Completion, RoutePlan, prefix_states
 from mockservers.faults import FaultSpec, apply_content_fault
+from mockservers.vllm.rules import ValidRequest
 
 _LP_MARKER = "\u2063mock-logprobs\u2063"
 
@@ -191,23 +190,7 @@ def prompt_logprobs(state: MockState, ids: list[int], count: int) -> list[dict[s
     return out
 
 
-@dataclass(frozen=True)
-class GenerateCall:
-    """A validated generate request, ready to answer: what ``rules.parse_generate`` returns plus the request's own
-    pieces the body echoes."""
-
-    ids: list[int]
-    sampling: dict[str, Any]
-    params: list[SamplingParams]
-    n_logprobs: int | None
-    prompt_array: npt.NDArray[np.int64] | None
-    request_id: str
-    text_mode: bool
-    stream: bool
-    return_token_ids: bool
-
-
-def small_body(state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec) -> bytes | None:
+def small_body(state: MockState, call: ValidRequest, completions: list[Completion], fault: FaultSpec) -> bytes | None:
     """The whole body written directly as bytes, for the common small case: the ``prime-rl`` profile, a dense
     model, not streamed, no fault, no prompt logprobs, at most one top logprob. The same bytes as orjson gives for
     ``build_response``'s object (``tests/unit/test_mock_fastpaths.py`` compares them); None when the case does not
@@ -246,7 +229,7 @@ def small_body(state: MockState, call: GenerateCall, completions: list[Completio
 
 
 def build_response(
-    state: MockState, call: GenerateCall, completions: list[Completion], fault: FaultSpec
+    state: MockState, call: ValidRequest, completions: list[Completion], fault: FaultSpec
 ) -> tuple[dict[str, Any], list[tuple[str, Sequence[routing.Piece]]]]:
     """The response object and the raw pieces to splice into its encoding (``routing.splice``)."""
     cfg = state.config

@@ -616,7 +616,8 @@ def read_json(raw: bytes, content_type: str | None) -> Any:
 class ValidRequest:
     """A request that passed every check: the prompt, the sampling values (validated, defaulted), one engine
     ``SamplingParams`` per choice, the logprob count (None: not requested), the prompt as a checked int64 array
-    when it was built, and the top-level fields the response echoes."""
+    when it was built, and the top-level fields the response echoes (``request_id`` as the body gives it; the app
+    sets the one it answers with). ``text_mode``: ``output_mode: "text"`` on the ``vllm-0.32`` profile."""
 
     ids: list[int]
     sampling: dict[str, Any]
@@ -624,7 +625,7 @@ class ValidRequest:
     n_logprobs: int | None
     prompt_array: npt.NDArray[np.int64] | None
     request_id: str
-    output_mode: str
+    text_mode: bool
     stream: bool
     return_token_ids: bool
 
@@ -881,7 +882,7 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
         n_logprobs=logprobs,
         prompt_array=prompt_array,
         request_id=request.request_id,
-        output_mode=request.output_mode,
+        text_mode=request.output_mode == "text" and cfg.vllm_profile == "vllm-0.32",
         stream=request.stream is True,
         return_token_ids=request.return_token_ids is True,
     )

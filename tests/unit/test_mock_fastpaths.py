@@ -120,7 +120,7 @@ def test_small_body_equals_the_encoded_object(n_logprobs: int | None, n: int) ->
     params = [SamplingParams(max_tokens=16, seed=5, choice_index=i) for i in range(n)]
     completions = [dense.engine.generate(ids, p) for p in params]
     sampling: dict[str, object] = {"max_tokens": 16}
-    call = responses.GenerateCall(ids, sampling, params, n_logprobs, None, 'generate-tokens-a"b', False, False, False)
+    call = rules.ValidRequest(ids, sampling, params, n_logprobs, None, 'generate-tokens-a"b', False, False, False)
     small = responses.small_body(dense, call, completions, NO_FAULT)
     obj, spliced = responses.build_response(dense, call, completions, NO_FAULT)
     assert small is not None
