@@ -139,7 +139,7 @@ PASSTHROUGH_KEYS: Final[Mapping[str, st.SearchStrategy[Any]]] = MappingProxyType
 temperatures = st.one_of(st.just(0), st.just(0.0), st.sampled_from([0.5, 1.0, 2.0]), st.floats(0.01, 2.0))
 
 
-cache_salts = st.text(st.characters(exclude_characters="@/\\\x00"), min_size=1, max_size=16)
+cache_salts = st.text(st.characters(codec="utf-8", exclude_characters="@/\\\x00"), min_size=1, max_size=16)
 """Salts both servers take: vLLM 0.32 refuses an empty salt, and one with ``@``, ``/``, ``\\`` or NUL."""
 
 
