@@ -5,15 +5,15 @@ The rules are vLLM's, in the order vLLM applies them (sources: ``fastapi/routing
 ``vllm/entrypoints/scale_out/token_in_token_out/protocol.py:GenerateRequest``; ``vllm/sampling_params.py``; the route
 ``.../token_in_token_out/serving.py:serve_tokens``; ``vllm/v1/engine/input_processor.py:process_inputs``):
 
-1. the body: JSON decoded by the standard library (its message and position in ``json_invalid``), then the media
+1. the body: JSON as the standard library reads it (its message and position in ``json_invalid``), then the media
    type (the route's dependency: exactly ``application/json``, parameters and case aside);
 2. the request model, validated by pydantic exactly as vLLM declares it: ``GenerateRequest`` below is the table of
    top-level fields (type, default, bounds) and ``SamplingFields`` the table of ``sampling_params`` fields, with
    vLLM's union for ``sampling_params`` (an ``is_instance_of SamplingParams`` branch, then the field dict). Every
    error of a body is reported at once, formatted by vLLM's validation handler (``format_validation_errors``);
 3. ``SamplingParams.__post_init__`` (``POST_INIT_CHECKS``: range checks, ``(parameter=..., value=...)`` suffixes);
-4. the route's checks, the engine's ``SamplingParams.verify`` and the input processor (``ENGINE_CHECKS``,
-   ``_check_prompt``), each raising the first problem it finds.
+4. the route's checks, the engine's ``SamplingParams.verify`` and the input processor (``_accept``,
+   ``_engine_checks``, ``_check_prompt``), each raising the first problem it finds.
 
 A refusal of layers 3-4 is ``ParameterError`` (vLLM's ``VLLMValidationError``, which pydantic lets through); the
 app turns it into vLLM's ``{"error": {message, type, param, code}}`` envelope.
@@ -21,11 +21,13 @@ app turns it into vLLM's ``{"error": {message, type, param, code}}`` envelope.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -179,22 +181,24 @@ class SamplingFields(TypedDict, total=False):
     trace_decode_token_ids: list[int] | None
 
 
-SAMPLING_DEFAULTS: dict[str, Any] = {
-    "n": 1,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-    "repetition_penalty": 1.0,
-    "temperature": 1.0,
-    "top_p": 1.0,
-    "top_k": 0,
-    "min_p": 0.0,
-    "ignore_eos": False,
-    "max_tokens": 16,
-    "min_tokens": 0,
-    "detokenize": True,
-    "skip_special_tokens": True,
-    "routed_experts_prompt_start": 0,
-}
+SAMPLING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "n": 1,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "repetition_penalty": 1.0,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "min_p": 0.0,
+        "ignore_eos": False,
+        "max_tokens": 16,
+        "min_tokens": 0,
+        "detokenize": True,
+        "skip_special_tokens": True,
+        "routed_experts_prompt_start": 0,
+    }
+)
 """Defaults the checks read (every other field defaults to ``None``/``False``, as in ``SamplingParams``)."""
 
 
@@ -406,9 +410,19 @@ class MultiModalFeatures(BaseModel):
             raise ValueError("kwargs_data must use the same modalities as mm_hashes")
         if self.mm_metadata is not None and set(self.mm_metadata) != modalities:
             raise ValueError("mm_metadata must use the same modalities as mm_hashes")
+        ranges: list[tuple[int, int]] = []
         for modality in modalities:
-            if len(self.mm_hashes[modality]) != len(self.mm_placeholders[modality]):
+            n = len(self.mm_hashes[modality])
+            if n != len(self.mm_placeholders[modality]):
                 raise ValueError(f"{modality} mm_hashes and mm_placeholders must have the same length")
+            if self.kwargs_data is not None and len(self.kwargs_data[modality]) != n:
+                raise ValueError(f"{modality} kwargs_data and mm_hashes must have the same length")
+            if self.mm_metadata is not None and len(self.mm_metadata[modality]) != n:
+                raise ValueError(f"{modality} mm_metadata and mm_hashes must have the same length")
+            ranges.extend((p.offset, p.offset + p.length) for p in self.mm_placeholders[modality])
+        ranges.sort()
+        if any(after[0] < before[1] for before, after in itertools.pairwise(ranges)):
+            raise ValueError("mm_placeholders must be globally non-overlapping and sorted")
         return self
 
 
@@ -473,6 +487,13 @@ class GenerateRequest(BaseModel):
     def _whole_request(self) -> GenerateRequest:
         if self.content_parts and self.features:
             raise ValueError("content_parts and features are mutually exclusive")
+        metadata = self.features.mm_metadata if self.features is not None else None
+        if metadata and not self.ec_transfer_params and self.features is not None:
+            kwargs = self.features.kwargs_data or {}
+            for modality, items in metadata.items():
+                data = kwargs.get(modality, [None] * len(items))
+                if any(m is not None and k is None for m, k in zip(items, data, strict=True)):
+                    raise ValueError("metadata-only multimodal items require ec_transfer_params")
         if self.output_mode != "tokens" and not self.sampling_params["detokenize"]:
             raise ValueError(f"output_mode={self.output_mode!r} requires sampling_params.detokenize to be true")
         if self.features is not None:
@@ -769,9 +790,12 @@ def _trace_checks(s: dict[str, Any], trace: list[int], vocab: int) -> None:
     _check_in_vocab(trace, "trace_decode_token_ids", vocab)
 
 
-def _check_prompt(n: int, low: int, high: int, max_model_len: int, vocab: int) -> None:
+def _check_prompt(
+    n: int, low: int, high: int, max_model_len: int, vocab: int, media: tuple[str, int] | None = None
+) -> None:
     """The input processor's prompt checks on a prompt of ``n`` ids from ``low`` to ``high``: length against the
-    context, then the vocabulary (the smallest id if one is negative, else the largest)."""
+    context, multimodal items (``media``: the first one's modality and length; a text-only model has no encoder
+    cache, so any item is too large), then the vocabulary (the smallest id if one is negative, else the largest)."""
     if n > max_model_len:
         raise ParameterError(
             f"The decoder prompt (length {n}) is longer than the maximum model length of {max_model_len}. "
@@ -782,6 +806,13 @@ def _check_prompt(n: int, low: int, high: int, max_model_len: int, vocab: int) -
             f"The decoder prompt (length {n}) plus the number of requested output tokens (at least 1) is longer than "
             f"the maximum model length of {max_model_len}. Make sure that `max_model_len` is no smaller than the "
             "number of text tokens (prompt + requested output tokens)."
+        )
+    if media is not None:
+        modality, size = media
+        raise ParameterError(
+            f"The decoder prompt contains a(n) {modality} item with {size} embedding tokens, which exceeds the "
+            "pre-allocated encoder cache size 0. Please reduce the input size or increase the encoder cache size by "
+            "setting --limit-mm-per-prompt at startup."
         )
     if low < 0:
         raise ParameterError(f"Token id {low} is out of vocabulary")
@@ -842,7 +873,9 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
         raise PlainError(f"Input length ({len(ids)}) exceeds model's maximum context length ({max_len}).")
     _engine_checks(s, vocab, max_len)
     prompt_array, low, high = _prompt_array(ids)
-    _check_prompt(len(ids), low, high, max_len, vocab)
+    items = request.features.mm_placeholders.items() if request.features is not None else ()
+    media = next(((modality, ranges[0].length) for modality, ranges in items if ranges), None)
+    _check_prompt(len(ids), low, high, max_len, vocab, media)
     start = s["routed_experts_prompt_start"]
     if not 0 <= start <= len(ids):
         raise ParameterError(

@@ -80,6 +80,18 @@ SAMPLING: dict[str, list[Any]] = {
     "trace_decode_token_ids": [None, [1], [], [-1]],
     "foo_bar": [1],
 }
+_IMAGE = {"mm_hashes": {"image": ["a"]}, "mm_placeholders": {"image": [{"offset": 0, "length": 1}]}}
+MM_FEATURES: list[Any] = [
+    _IMAGE,  # a text-only model has no encoder cache for it
+    {**_IMAGE, "kwargs_data": {"image": []}},
+    {**_IMAGE, "mm_metadata": {"image": ["x"]}},
+    {**_IMAGE, "mm_placeholders": {"image": [{"offset": 1, "length": 9}]}},
+    {
+        "mm_hashes": {"image": ["a", "b"]},
+        "mm_placeholders": {"image": [{"offset": 0, "length": 2}, {"offset": 1, "length": 1}]},
+    },
+]
+"""Multimodal metadata: one well-formed item, then each of the request model's consistency rules broken."""
 TOP: dict[str, list[Any]] = {
     "model": ["tiny", "", "nope", None, 5],
     "stream": [False, None, "x", 1],
@@ -89,7 +101,7 @@ TOP: dict[str, list[Any]] = {
     "priority": [0, 1, -1, "x"],
     "cache_salt": ["s", "", 5],
     "kv_transfer_params": [None, {}, 5],
-    "features": [None, 5, {}, {"mm_hashes": {}, "mm_placeholders": {"image": []}}],
+    "features": [None, 5, {}, {"mm_hashes": {}, "mm_placeholders": {"image": []}}, *MM_FEATURES],
     "token_offsets": [None, [[0, 1]], [[0]], 5],
     "content_parts": [None, [], [5]],
     "reasoning_ended": [None, True, "x"],
