@@ -32,7 +32,7 @@ pytestmark = pytest.mark.real_vllm
 BODIES = 1100
 GENERATE = "/inference/v1/generate"
 EOS_IDS = (2301, 2303)
-EOS = "ended on a sampled end-of-sequence id"
+EOS = "ended on a sampled end-of-sequence id, or on a stop string in the sampled text"
 REAL_MAX_NUM_SEQS = 4
 """The real server's ``--max-num-seqs`` (``tools/real_vllm/launch.py``): the largest ``n`` it accepts."""
 SENT: Counter[str] = Counter()
@@ -162,7 +162,8 @@ def requests(draw: st.DrawFn, model: str) -> tuple[bytes, str, str]:
 
 def verdict(resp: httpx.Response) -> tuple[Any, ...]:
     """What is compared: (status, media type, body or shape, details); details is ``EOS`` when the model sampled an
-    end-of-sequence id (then the counts and finish reasons are the model's, not the rules')."""
+    end-of-sequence id or text holding a stop string (then the counts and finish reasons are the model's, not the
+    rules': the mock's engine never samples EOS here and does not apply stop strings)."""
     kind = resp.headers.get("content-type", "").split(";")[0]
     if resp.status_code == 200 and kind == "text/event-stream":
         events = [e for e in resp.text.split("\n\n") if e]
@@ -175,9 +176,10 @@ def verdict(resp: httpx.Response) -> tuple[Any, ...]:
         return resp.status_code, kind, doc, None
     choices = doc.get("choices") or []
     head = shape({k: by_position(v) if k == "prompt_logprobs" else v for k, v in doc.items() if k != "choices"})
-    if any(c.get("token_ids") and c["token_ids"][-1] in EOS_IDS for c in choices):
+    model_ended = (bool(c.get("token_ids")) and c["token_ids"][-1] in EOS_IDS for c in choices)
+    if any(model_ended) or any(isinstance(c.get("stop_reason"), str) for c in choices):
         return 200, kind, head, EOS
-    return 200, kind, head, (shape(choices), doc.get("usage"), [c.get("finish_reason") for c in choices])
+    return 200, kind, head, (shape(choices), doc.get("usage"), len(choices), [c.get("finish_reason") for c in choices])
 
 
 def by_position(prompt_logprobs: Any) -> Any:
