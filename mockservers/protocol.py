@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 
 class RequestError(Exception):
     """A request the server refuses; carries the status and the pieces of the error envelope."""
@@ -42,25 +39,6 @@ def ids_in_range(values: list[Any], upper: int) -> bool:
         return True
     kinds = set(map(type, values))
     return kinds == {int} and min(values) >= 0 and max(values) < upper
-
-
-def id_array(values: list[Any], upper: int) -> npt.NDArray[np.int64] | None:
-    """``values`` as an int64 array when every value is a plain int in ``[0, upper)`` (``ids_in_range`` plus the
-    array the engine hashes, min and max taken at numpy speed); ``None`` means "look closer", as there.
-    """
-    if not values or set(map(type, values)) != {int}:
-        return None
-    try:
-        arr = np.array(values, dtype=np.int64)
-    except OverflowError:
-        return None
-    if int(np.minimum.reduce(arr)) < 0 or int(np.maximum.reduce(arr)) >= upper:
-        return None
-    return arr
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def context_error(prompt_len: int, max_model_len: int) -> str:

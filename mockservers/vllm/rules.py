@@ -864,11 +864,12 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
     if request.stream and s.get("prompt_logprob_token_ids") is not None:
         raise PlainError("prompt_logprob_token_ids are not available when stream=true.")
     low, high = MSGPACK_INT_RANGE
-    given = {k: s[k] for k in body["sampling_params"] if k in s}  # the defaults fit
+    asked = body["sampling_params"]  # a dict: pydantic accepted it
+    given = {k: s[k] for k in asked if k in s}  # the defaults fit
     if not _ints_fit([given, request.kv_transfer_params, request.ec_transfer_params], low, high):
         raise PlainError("can't serialize ints < -2**63 or > 2**64 - 1")
     max_len = state.max_model_len
-    given_max_tokens = isinstance(body.get("sampling_params"), dict) and "max_tokens" in body["sampling_params"]
+    given_max_tokens = "max_tokens" in asked
     if not given_max_tokens and len(ids) > max_len:
         raise PlainError(f"Input length ({len(ids)}) exceeds model's maximum context length ({max_len}).")
     _engine_checks(s, vocab, max_len)
