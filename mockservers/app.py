@@ -36,7 +36,6 @@ class ErrorFactory(Protocol):
 
 
 FAULT_KEY = web.RequestKey("mockservers.fault", FaultSpec)
-BODY_KEY = web.RequestKey("mockservers.body", object)
 
 
 @dataclass
@@ -104,13 +103,12 @@ async def simulate_latency(config: MockConfig, n_tokens: int) -> None:
         await asyncio.sleep(delay)
 
 
-def _journal_body(request: web.Request) -> Any:
-    """The request body as the journal keeps it: the raw bytes (decoded when the journal is read, see
-    ``journal.decode_body``), so a busy server holds no parsed bodies for the cyclic GC to walk."""
-    raw = getattr(request, "_read_bytes", None)
-    if raw:
-        return raw
-    return request.get(BODY_KEY)
+def _journal_body(request: web.Request) -> bytes | None:
+    """The request body as the journal keeps it: the raw bytes the route read (decoded when the journal is read, see
+    ``journal.decode_body``), so a busy server holds no parsed bodies for the cyclic GC to walk; None when empty or
+    not read."""
+    raw: bytes | None = getattr(request, "_read_bytes", None)
+    return raw or None
 
 
 def _route_error(state: MockState, request: web.Request, exc: web.HTTPException) -> web.Response:

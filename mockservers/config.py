@@ -80,7 +80,7 @@ class MockConfig:
 
     faults: FaultSpec = setting(FaultSpec(), 'fault of every request, header syntax: "status=503; fail_first=2"')
     admin: bool = setting(False, "serve POST/GET/DELETE /_mock/faults (the journal /_mock/requests is always served)")
-    journal_size: int = setting(1000, "requests kept by the journal (a ring buffer)")
+    journal_size: int = setting(256, "requests kept by the journal (a ring buffer)")
     max_body_bytes: int = setting(64 * 1024 * 1024, "larger request bodies get 413")
     hang_max_s: float = setting(600.0, "upper bound of a `hang` fault, seconds")
     access_log: bool = setting(False, "log every request (off: it costs CPU under load)")

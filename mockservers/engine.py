@@ -190,6 +190,14 @@ def _threshold_list(size: int, temperature: float) -> list[float]:
     return _thresholds(size, temperature).tolist()  # type: ignore[no-any-return]
 
 
+@functools.lru_cache(maxsize=8)
+def _rank_lookup(size: int, temperature: float) -> list[int]:
+    """``_rank_buckets`` as one Python list for the per-token path: bucket ``q``'s rank index (``first[q]``), or -1
+    when a threshold falls inside the bucket (then ``bisect`` over ``_threshold_list`` decides)."""
+    first, ambiguous = _rank_buckets(size, temperature)
+    return np.where(ambiguous, -1, first).tolist()  # type: ignore[no-any-return]
+
+
 @functools.lru_cache(maxsize=16)
 def _route_table(num_experts: int, top_k: int) -> Experts:
     """``2**16`` rows of ``top_k`` distinct experts: row ``q`` is ``(a*j + b) mod E`` with ``a`` a unit mod ``E``."""
@@ -431,15 +439,20 @@ class Engine:
         """The same model one token at a time in Python: cheaper than numpy's per-call overhead for a few tokens.
 
         ``mix64``, ``_token_at`` and ``_logprob_at`` are written out inline for ordinary positions (an EOS peak
-        ends the sequence and goes through the methods); the float32 rounding of the logprobs is done once at the
-        end (``array('f')`` rounds each double exactly like ``f32``).
+        ends the sequence and goes through the methods); a sampled rank is looked up by bucket like
+        ``sampled_ranks`` does (``_rank_lookup``); the float32 rounding of the logprobs is done once at the end
+        (``array('f')`` rounds each double exactly like ``f32``).
         """
         count = params.max_tokens
         kappa = self._kappa(n0, n0 + count).tolist()
         size_cap = self._size_cap(params)
-        thr = None if params.greedy or size_cap == 1 else _threshold_list(size_cap, params.temperature)
+        sampled = not params.greedy and size_cap > 1
+        thr: list[float] = []
+        lookup: list[int] = []
         pos: list[int] = []
-        if thr is not None:
+        if sampled:
+            thr = _threshold_list(size_cap, params.temperature)
+            lookup = _rank_lookup(size_cap, params.temperature)
             _, _, pos_all = _TABLES.ensure(n0 + count)
             pos = pos_all[n0 : n0 + count].tolist()
         eos, stops, period, v = self.eos_id, params.stop_token_ids, self.eos_period, self.v
@@ -447,6 +460,8 @@ class Engine:
         peaks_on = eos is not None and period > 0 and not ignore_eos
         m, c, stride, ordinary, spread = self._m, self._c, self._stride, self.ordinary, self._spread
         index = None if self._unique else self._o
+        mask, salt, high, low, p_mul, inv53 = MASK64, _MODEL_SALT, _HIGH32, _LOW32, _P, _INV53
+        bucket_shift = 53 - _BUCKET_BITS
         bisect_right = bisect.bisect_right
         tokens: list[int] = []
         raw: list[float] = []
@@ -454,13 +469,13 @@ class Engine:
         keys: list[int] = []
         finish, stop_reason, peak_last = "length", None, False
         for k in range(count):
-            z = h ^ _MODEL_SALT
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+            z = h ^ salt
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
             mixed = z ^ (z >> 31)
-            key = (mixed & _HIGH32) | b
+            key = (mixed & high) | b
             masked = k < min_tokens
-            if peaks_on and not masked and (mixed & _LOW32) % period == 0:
+            if peaks_on and not masked and (mixed & low) % period == 0:
                 # An EOS peak: rank 1 is EOS, which ends the sequence.
                 tokens.append(self._token_at(key, 1, True))
                 raw.append(self._logprob_at(key, 1, True))
@@ -468,13 +483,15 @@ class Engine:
                 keys.append(key)
                 finish, peak_last = "stop", True
                 break
-            if thr is None:
-                rho = 0
-            else:
+            rho = 0
+            if sampled:
                 z = pos[k] ^ seed_key
-                z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-                z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-                rho = bisect_right(thr, ((z ^ (z >> 31)) >> 11) * _INV53)
+                z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+                z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+                u53 = (z ^ (z >> 31)) >> 11
+                rho = lookup[u53 >> bucket_shift]
+                if rho < 0:  # a threshold inside the bucket
+                    rho = bisect_right(thr, u53 * inv53)
             o = (b + stride * rho) % v
             token = ordinary[o]
             if masked and token in stops:
@@ -492,7 +509,7 @@ class Engine:
             if not masked and token in stops:
                 finish, stop_reason = "stop", token
                 break
-            h = (h * _P + token + 1) & MASK64
+            h = (h * p_mul + token + 1) & mask
             b = (m * b + c * (o if index is None else index(token)) + kappa[k]) % v
         peaks = [False] * len(tokens)
         if peak_last:

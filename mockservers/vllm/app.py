@@ -11,30 +11,21 @@ Two wire profiles:
 
 from __future__ import annotations
 
-import dataclasses
-import random
 import secrets
 
 import orjson
 from aiohttp import web
 
 from mockservers import routing
-from mockservers.app import BODY_KEY, STATE, fault_of, json_response, make_app, read_body, simulate_latency
+from mockservers.app import STATE, fault_of, json_response, make_app, read_body, simulate_latency
 from mockservers.config import MockConfig
 from mockservers.faults import NO_FAULT
 from mockservers.protocol import RequestError
 from mockservers.vllm.responses import build_response, small_body, stream_chunks
-from mockservers.vllm.rules import parse_generate, read_json
+from mockservers.vllm.rules import parse_generate
 
 LARGE_BODY = 1 << 20
 """Bodies from this size on are written in pieces (routing payloads, logprob text, the JSON around them)."""
-_RANDOM = random.Random(secrets.randbits(64))
-
-
-def _random_hex() -> str:
-    """16 random hex digits, like ``secrets.token_hex(8)`` (a request id, not a secret) without a syscall."""
-    return f"{_RANDOM.getrandbits(64):016x}"
-
 
 _TYPES = {
     400: "BadRequestError",
@@ -60,20 +51,19 @@ async def generate(request: web.Request) -> web.StreamResponse:
     raw = await read_body(request)
     if isinstance(raw, web.Response):
         return raw
+    headers = request.headers
     try:
-        body = read_json(raw, request.headers.get("Content-Type"))
-        request[BODY_KEY] = body
-        valid = parse_generate(body, state)
+        call = parse_generate(
+            raw, state, content_type=headers.get("Content-Type"), header_id=headers.get("X-Request-Id")
+        )
     except RequestError as exc:
         return vllm_error(exc.status, exc.message, exc.type, exc.param)
     fault = fault_of(request)
     cfg = state.config
     engine = state.engine
-    ids = valid.ids
-    start_state = engine.prefix(ids, valid.prompt_array)  # shared by the n choices
-    completions = [engine.generate(ids, p, prefix_state=start_state) for p in valid.params]
-    rid = request.headers.get("X-Request-Id") or valid.request_id or _random_hex()
-    call = dataclasses.replace(valid, request_id=f"generate-tokens-{rid}")
+    ids = call.ids
+    start_state = engine.prefix(ids, call.prompt_array)  # shared by the n choices
+    completions = [engine.generate(ids, p, prefix_state=start_state) for p in call.params]
     small = small_body(state, call, completions, fault)
     if small is not None:
         await simulate_latency(cfg, max((len(c.token_ids) for c in completions), default=0))

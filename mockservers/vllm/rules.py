@@ -24,7 +24,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping
+import random
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
@@ -55,6 +57,7 @@ MIN_TEMPERATURE = 1e-2
 """``_MAX_TEMP``: a positive temperature under it is raised to it."""
 MSGPACK_INT_RANGE = (-(2**63), 2**64 - 1)
 """What the engine's MessagePack transport can carry; the route encodes the sampling parameters first."""
+_RANDOM = random.Random(secrets.randbits(64))
 
 
 class ParameterError(Exception):
@@ -181,7 +184,7 @@ class SamplingFields(TypedDict, total=False):
     trace_decode_token_ids: list[int] | None
 
 
-SAMPLING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+SAMPLING_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
     {
         "n": 1,
         "presence_penalty": 0.0,
@@ -341,7 +344,8 @@ def _thinking_budget(value: Any) -> int | None:
 
 def post_init(fields: dict[str, Any]) -> dict[str, Any]:
     """``SamplingParams(**fields)``: defaults, the normalisations of ``__post_init__``, then ``_verify_args``."""
-    s = {**SAMPLING_DEFAULTS, **fields}
+    s = SAMPLING_DEFAULTS.copy()
+    s.update(fields)
     if 0 < s["temperature"] < MIN_TEMPERATURE:
         s["temperature"] = MIN_TEMPERATURE
     if s.get("seed") == -1:
@@ -363,6 +367,20 @@ def post_init(fields: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """``sampling_params`` once validated: every value after ``post_init`` (defaults filled in) and the names the
+    body gave (the route checks only those against the MessagePack range, and tells a given ``max_tokens`` from
+    the default)."""
+
+    values: dict[str, Any]
+    given: frozenset[str]
+
+
+def _sampling(fields: dict[str, Any]) -> Sampling:
+    return Sampling(post_init(fields), frozenset(fields))
+
+
 class _SamplingParamsInstance:
     """Stands for vLLM's ``SamplingParams`` class in the ``is_instance_of`` branch of its union (a JSON body never
     holds one, so that branch always fails, and its error comes first, as in vLLM)."""
@@ -372,7 +390,8 @@ _SamplingParamsInstance.__name__ = _SamplingParamsInstance.__qualname__ = "Sampl
 
 
 class _SamplingParamsSchema:
-    """vLLM's ``PydanticMsgspecMixin`` schema: ``instance of SamplingParams`` or the field dict, then ``post_init``."""
+    """vLLM's ``PydanticMsgspecMixin`` schema: ``instance of SamplingParams`` or the field dict, then ``post_init``
+    (kept with the given names as a ``Sampling``)."""
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -381,7 +400,7 @@ class _SamplingParamsSchema:
         return core_schema.union_schema(
             [
                 core_schema.is_instance_schema(_SamplingParamsInstance),
-                core_schema.no_info_after_validator_function(post_init, handler(SamplingFields)),
+                core_schema.no_info_after_validator_function(_sampling, handler(SamplingFields)),
             ]
         )
 
@@ -456,7 +475,7 @@ class GenerateRequest(BaseModel):
     token_offsets: list[tuple[int, int]] | None = None
     features: MultiModalFeatures | None = None
     content_parts: list[dict[str, Any]] | None = None
-    sampling_params: Annotated[dict[str, Any], _SamplingParamsSchema]
+    sampling_params: Annotated[Sampling, _SamplingParamsSchema]
     model: str | None = None
     reasoning_ended: bool | None = None
     reasoning_parser_kwargs: ReasoningParserKwargs | None = None
@@ -494,7 +513,7 @@ class GenerateRequest(BaseModel):
                 data = kwargs.get(modality, [None] * len(items))
                 if any(m is not None and k is None for m, k in zip(items, data, strict=True)):
                     raise ValueError("metadata-only multimodal items require ec_transfer_params")
-        if self.output_mode != "tokens" and not self.sampling_params["detokenize"]:
+        if self.output_mode != "tokens" and not self.sampling_params.values["detokenize"]:
             raise ValueError(f"output_mode={self.output_mode!r} requires sampling_params.detokenize to be true")
         if self.features is not None:
             for ranges in self.features.mm_placeholders.values():
@@ -637,8 +656,8 @@ def read_json(raw: bytes, content_type: str | None) -> Any:
 class ValidRequest:
     """A request that passed every check: the prompt, the sampling values (validated, defaulted), one engine
     ``SamplingParams`` per choice, the logprob count (None: not requested), the prompt as a checked int64 array
-    when it was built, and the top-level fields the response echoes (``request_id`` as the body gives it; the app
-    sets the one it answers with). ``text_mode``: ``output_mode: "text"`` on the ``vllm-0.32`` profile."""
+    when it was built, and the top-level fields the response echoes (``request_id``: the one answered with).
+    ``text_mode``: ``output_mode: "text"`` on the ``vllm-0.32`` profile."""
 
     ids: list[int]
     sampling: dict[str, Any]
@@ -790,12 +809,11 @@ def _trace_checks(s: dict[str, Any], trace: list[int], vocab: int) -> None:
     _check_in_vocab(trace, "trace_decode_token_ids", vocab)
 
 
-def _check_prompt(
-    n: int, low: int, high: int, max_model_len: int, vocab: int, media: tuple[str, int] | None = None
-) -> None:
-    """The input processor's prompt checks on a prompt of ``n`` ids from ``low`` to ``high``: length against the
-    context, multimodal items (``media``: the first one's modality and length; a text-only model has no encoder
-    cache, so any item is too large), then the vocabulary (the smallest id if one is negative, else the largest)."""
+def _check_prompt(n: int, high: int, max_model_len: int, vocab: int, media: tuple[str, int] | None = None) -> None:
+    """The input processor's prompt checks on a prompt of ``n`` ids up to ``high``: length against the context,
+    multimodal items (``media``: the first one's modality and length; a text-only model has no encoder cache, so
+    any item is too large), then the vocabulary. A negative id never gets here: the request model refuses it
+    first (``GenerateRequest._no_negative_ids``), so the largest id is the one to check."""
     if n > max_model_len:
         raise ParameterError(
             f"The decoder prompt (length {n}) is longer than the maximum model length of {max_model_len}. "
@@ -814,43 +832,70 @@ def _check_prompt(
             "pre-allocated encoder cache size 0. Please reduce the input size or increase the encoder cache size by "
             "setting --limit-mm-per-prompt at startup."
         )
-    if low < 0:
-        raise ParameterError(f"Token id {low} is out of vocabulary")
     if high >= vocab:
         raise ParameterError(f"Token id {high} is out of vocabulary")
 
 
-def _prompt_array(ids: list[int]) -> tuple[npt.NDArray[np.int64] | None, int, int]:
-    """The prompt (ints, checked by pydantic) as int64 with its smallest and largest id; no array past int64."""
+def _prompt_array(ids: list[int]) -> npt.NDArray[np.int64] | None:
+    """The prompt (non-negative ints, checked by pydantic) as int64 for the engine; None past int64."""
     try:
-        arr = np.array(ids, dtype=np.int64)
+        return np.fromiter(ids, np.int64, len(ids))
     except OverflowError:
-        return None, min(ids), max(ids)
-    return arr, int(np.minimum.reduce(arr)), int(np.maximum.reduce(arr))
+        return None
 
 
-def parse_generate(body: Any, state: MockState) -> ValidRequest:
-    """Validate a generate body (already read by ``read_json``) like vLLM 0.32; raise ``RequestError`` otherwise."""
+def parse_generate(raw: bytes, state: MockState, *, content_type: str | None, header_id: str | None) -> ValidRequest:
+    """Validate a generate request like vLLM 0.32 (the body ``raw`` with its ``Content-Type``); raise
+    ``RequestError`` otherwise. The id answered with is ``generate-tokens-`` and the ``X-Request-Id`` header
+    (``header_id``), else the body's ``request_id``, else 16 random hex digits, as vLLM's route picks it."""
+    request = _plain_request(raw, content_type) or _request(raw, content_type)
+    request_id = f"generate-tokens-{header_id or request.request_id or _random_hex()}"
+    try:
+        return _accept(request, request_id, state)
+    except (ParameterError, PlainError, EngineFailure) as exc:
+        raise parameter_error(exc) from None
+
+
+def _plain_request(raw: bytes, content_type: str | None) -> GenerateRequest | None:
+    """The request read and validated in one pass (pydantic's own JSON reader), or None when that pass refuses it.
+
+    The common body takes this path: no Python objects for the JSON first, then a second copy for the model. Its
+    reader accepts a subset of what the standard library reads, with the same values, so what it accepts is the
+    request ``_request`` gives (``tests/unit/test_mock_fastpaths.py`` checks both on generated bodies); anything
+    it refuses goes through ``_request``, which words the refusal as vLLM does.
+    """
+    if not raw or not media_type_ok(content_type):
+        return None
+    try:
+        return _REQUEST.validate_json(raw)
+    except Exception:  # a refusal of any kind (validation, a vLLM check raised inside it): worded by _request
+        return None
+
+
+def _request(raw: bytes, content_type: str | None) -> GenerateRequest:
+    """The body read as vLLM reads it (``read_json``), then validated as FastAPI validates a body."""
+    body = read_json(raw, content_type)
     if body is None:
         raise format_validation_errors([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
     try:
-        request = _REQUEST.validate_python(body, from_attributes=True)  # as FastAPI validates a body
+        return _REQUEST.validate_python(body, from_attributes=True)
     except pydantic.ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise format_validation_errors(errors) from None
     except (ParameterError, PlainError) as exc:
         raise parameter_error(exc) from None
-    try:
-        return _accept(request, body, state)
-    except (ParameterError, PlainError, EngineFailure) as exc:
-        raise parameter_error(exc) from None
 
 
-def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) -> ValidRequest:
+def _random_hex() -> str:
+    """16 random hex digits, like ``secrets.token_hex(8)`` (a request id, not a secret) without a syscall."""
+    return f"{_RANDOM.getrandbits(64):016x}"
+
+
+def _accept(request: GenerateRequest, request_id: str, state: MockState) -> ValidRequest:
     """Layers 3-4 past pydantic: the route (model, ``n``, MessagePack range, default ``max_tokens``), then the
     engine (``verify``, the prompt, ``routed_experts_prompt_start``)."""
     cfg = state.config
-    s = request.sampling_params
+    s = request.sampling_params.values
     ids = request.token_ids
     vocab = state.tokenizer.vocab_size
     if request.model not in (None, cfg.model) and request.model != "":
@@ -864,7 +909,7 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
     if request.stream and s.get("prompt_logprob_token_ids") is not None:
         raise PlainError("prompt_logprob_token_ids are not available when stream=true.")
     low, high = MSGPACK_INT_RANGE
-    asked = body["sampling_params"]  # a dict: pydantic accepted it
+    asked = request.sampling_params.given
     given = {k: s[k] for k in asked if k in s}  # the defaults fit
     if not _ints_fit([given, request.kv_transfer_params, request.ec_transfer_params], low, high):
         raise PlainError("can't serialize ints < -2**63 or > 2**64 - 1")
@@ -873,10 +918,10 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
     if not given_max_tokens and len(ids) > max_len:
         raise PlainError(f"Input length ({len(ids)}) exceeds model's maximum context length ({max_len}).")
     _engine_checks(s, vocab, max_len)
-    prompt_array, low, high = _prompt_array(ids)
+    prompt_array = _prompt_array(ids)
     items = request.features.mm_placeholders.items() if request.features is not None else ()
     media = next(((modality, ranges[0].length) for modality, ranges in items if ranges), None)
-    _check_prompt(len(ids), low, high, max_len, vocab, media)
+    _check_prompt(len(ids), max(ids), max_len, vocab, media)
     start = s["routed_experts_prompt_start"]
     if not 0 <= start <= len(ids):
         raise ParameterError(
@@ -915,7 +960,7 @@ def _accept(request: GenerateRequest, body: dict[str, Any], state: MockState) ->
         params=params,
         n_logprobs=logprobs,
         prompt_array=prompt_array,
-        request_id=request.request_id,
+        request_id=request_id,
         text_mode=request.output_mode == "text" and cfg.vllm_profile == "vllm-0.32",
         stream=request.stream is True,
         return_token_ids=request.return_token_ids is True,

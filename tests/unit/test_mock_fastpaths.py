@@ -18,8 +18,10 @@ from mockservers.app import MockState
 from mockservers.config import MockConfig
 from mockservers.engine import Engine, RoutePlan, SamplingParams
 from mockservers.faults import NO_FAULT
+from mockservers.protocol import RequestError
 from mockservers.vllm import responses, rules
 from mockservers.vllm.app import vllm_error
+from tests.real.bodies import vllm_requests
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,48 @@ def test_json_bodies_read_as_the_standard_library_reads_them(value: object) -> N
     64 bits included (orjson would round those to floats)."""
     raw = json.dumps(value).encode()
     assert rules.read_json(raw, "application/json") == json.loads(raw)
+
+
+@given(case=vllm_requests("tiny-qwen3"))
+def test_a_body_read_in_one_pass_is_the_request_the_exact_path_reads(case: tuple[bytes, str, str]) -> None:
+    """The one-pass reader (pydantic's JSON reader straight into the model) accepts a subset of what vLLM's path
+    (the standard library's reader, then the model) accepts, and gives the same request; whatever it refuses goes
+    to the exact path."""
+    raw, content_type, _ = case
+    fast = rules._plain_request(raw, content_type)
+    try:
+        exact = rules._request(raw, content_type)
+    except RequestError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == exact
+
+
+@given(value=json_values)
+def test_json_values_read_in_one_pass_equal_the_standard_librarys(value: object) -> None:
+    """Numbers (integers past 64 bits, floats to the last bit) and text read by the one-pass reader are what the
+    standard library reads: a free-form field carries the value through either reader."""
+    body = {"token_ids": [1], "sampling_params": {"max_tokens": 1}, "kv_transfer_params": {"v": value}}
+    raw = json.dumps(body).encode()
+    fast = rules._plain_request(raw, "application/json")
+    assert fast is not None
+    assert fast == rules._request(raw, "application/json")
+    assert fast.kv_transfer_params == json.loads(raw)["kv_transfer_params"]
+
+
+def test_a_plain_body_takes_the_one_pass_reader(state: MockState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed of the common request depends on it: the exact path is not used for a valid body."""
+
+    def refuse(raw: bytes, content_type: str | None) -> None:
+        raise AssertionError("the exact path was used")
+
+    monkeypatch.setattr(rules, "_request", refuse)
+    raw = orjson.dumps({"token_ids": [5, 6], "sampling_params": {"max_tokens": 2, "logprobs": 1, "seed": 3}})
+    call = rules.parse_generate(raw, state, content_type="application/json", header_id=None)
+    assert call.ids == [5, 6]
+    assert call.n_logprobs == 1
+    assert call.params[0].seed == 3
 
 
 @pytest.mark.parametrize("n_logprobs", [None, 0, 1])
