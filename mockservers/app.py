@@ -140,8 +140,8 @@ async def mock_middleware(request: web.Request, handler: Handler) -> web.StreamR
     status: Any = None
     try:
         if header is None and state.faults.quiet:
-            # No fault anywhere (the normal case): no decision to make, nothing to apply.
-            request[FAULT_KEY] = NO_FAULT
+            # No fault anywhere (the normal case): no decision to make, nothing to apply (``fault_of`` gives
+            # NO_FAULT for a request without one).
             result = await routed(request)
         else:
             try:

@@ -921,7 +921,8 @@ def _accept(request: GenerateRequest, request_id: str, state: MockState) -> Vali
     prompt_array = _prompt_array(ids)
     items = request.features.mm_placeholders.items() if request.features is not None else ()
     media = next(((modality, ranges[0].length) for modality, ranges in items if ranges), None)
-    _check_prompt(len(ids), max(ids), max_len, vocab, media)
+    high = int(np.maximum.reduce(prompt_array)) if prompt_array is not None else max(ids)
+    _check_prompt(len(ids), high, max_len, vocab, media)
     start = s["routed_experts_prompt_start"]
     if not 0 <= start <= len(ids):
         raise ParameterError(

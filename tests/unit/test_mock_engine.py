@@ -267,13 +267,18 @@ def test_sampled_rank_lookup_equals_counting_the_thresholds(size: int, temperatu
     assert got == expected
 
 
-def test_routed_experts_follow_the_documented_rows() -> None:
+@pytest.mark.parametrize(
+    ("top_k", "experts"),
+    [(1, 16), (2, 16), (4, 64), (8, 256), (3, 16), (2, 300), (4, 300), (3, 300)],  # rows of 1-8 bytes, 2 and 4 not
+)
+def test_routed_experts_follow_the_documented_rows(top_k: int, experts: int) -> None:
     """Row ``p``, layer ``l`` is route-table row ``(k1 + l*k2) mod 2**16`` with ``k1`` the low 16 bits of
-    ``mix(H_{p+1} ^ salt)`` and ``k2`` its bits 32..47 made odd (the docstring of ``Engine.routed_experts``)."""
+    ``mix(H_{p+1} ^ salt)`` and ``k2`` its bits 32..47 made odd (the docstring of ``Engine.routed_experts``), for
+    rows copied whole (1, 2, 4, 8 bytes) and rows of other sizes."""
     from mockservers import engine as em
 
     ids = [(13 * i + 5) % 2304 for i in range(40)]
-    start, layers, top_k, experts = 3, 4, 2, 16
+    start, layers = 3, 4
     table = em._route_table(experts, top_k)
     got = Engine.routed_experts(ids, start, layers, top_k, experts)
     assert got.shape == (len(ids) - 1 - start, layers, top_k)
