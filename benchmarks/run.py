@@ -43,13 +43,15 @@ WHY: dict[str, str] = {
     "httpx CPU/req": "httpx itself costs ~6-7x a bare aiohttp post here, while EngineClient is ~1.1-1.3x that post: "
     "10x would need EngineClient to cost less than the bare post it is built on",
     "EngineClient CPU/req": "the validated parse and generate()'s argument checks over the raw post (see the profile)",
-    "mock throughput": "server CPU per small request ~520-700 us for the mock against ~150-230 us for the floor "
-    "(psutil, 2026-11-30, before the schema validation); per request in the profile: request validation (vLLM's "
-    "pydantic schema and checks, ~140 us with the profiler), the engine's 16-token Python path (~160 us), the prompt "
-    "dot products (~45 us) and the body (~65 us), each several times its isolated micro-benchmark on this machine",
-    "mock time to serve": "mock CPU per 21.9 MB response ~33-45 ms (engine, logprob text and routing made in "
-    "chunks while the body is written) against ~22-25 ms for the floor, which only sends; with the 2 cores "
-    "saturated by other work there is no core left to overlap the two, and the ratio follows the load",
+    "mock throughput": "server CPU per small request ~450-500 us for the mock against ~150-160 us for the floor "
+    "(/proc CPU time over 3,000 requests, side by side, 2026-11-30); by py-spy, about half is aiohttp and asyncio "
+    "(the socket send alone ~16%: with the mock as the bottleneck each send wakes the idle load generator) and half "
+    "the handler: pydantic's one-pass read and validation of vLLM's schema ~10%, the engine's 16-token Python path "
+    "~11%, the prompt's int64 copy and dot products ~6%, the route's checks ~8%, the body ~3%. Each piece costs "
+    "2.5-4x its isolated micro-benchmark under load, and the floor's own rate moves by up to 30% between rounds",
+    "mock time to serve": "mock CPU per 21.9 MB response ~35-45 ms (engine ~5 ms, logprob text ~8 ms, routing rows "
+    "and base64 ~7 ms, the rest sending) against ~23-27 ms for the floor, which only sends; the floor's own time to "
+    "serve moves between ~17 and ~55 ms from run to run (the client's reading), and the ratio with it",
     "loop lag": "1,000 responses landing in a few loop iterations; `EngineClient(max_in_flight=...)` spreads them",
     "peak extra": "the decoded table plus the response bytes and the typed structs of 32k entries",
 }
