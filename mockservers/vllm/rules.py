@@ -17,6 +17,10 @@ The rules are vLLM's, in the order vLLM applies them (sources: ``fastapi/routing
 
 A refusal of layers 3-4 is ``ParameterError`` (vLLM's ``VLLMValidationError``, which pydantic lets through); the
 app turns it into vLLM's ``{"error": {message, type, param, code}}`` envelope.
+
+Layers 1-2 are first tried in one pass, pydantic's own JSON reader straight into the request model
+(``_plain_request``): it accepts a subset of the bodies the standard library reads, with the same values, so a
+request it accepts is the one layers 1-2 give; anything it refuses goes through them as written above.
 """
 
 from __future__ import annotations
