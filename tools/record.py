@@ -101,6 +101,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "dyn_top_p_zero",
         "dyn_oov_token_data",
         "dyn_stream_no_max_tokens",
+        # nvext's structs read from sequences and checked field by field (found by the real_dynamo differential)
+        "dyn_serde_nvext_seq_type",
+        "dyn_chat_nvext_seq",
+        "dyn_serde_metadata_upload_seq_empty",
+        "dyn_serde_metadata_upload_unknown",
+        "dyn_serde_agent_hints_seq_trailing",
+        "dyn_serde_routing_constraints_f32",
         "dyn_models",
         "dyn_health",
         "dyn_live",

@@ -8,12 +8,13 @@ A body goes through the same four stages as in the frontend, and the first refus
    ``NvCreateChatCompletionRequest`` has named fields (``NAMED_FIELDS``: typed while the body is read, errors point
    into the value) and flattens ``inner`` (``INNER_FIELDS``, the OpenAI request) and ``common`` (``COMMON_FIELDS``),
    which are buffered and typed after the closing ``}`` in that order (errors point at the end of the body); keys of
-   neither land in ``unsupported_fields``. ``nvext`` is a ``deny_unknown_fields`` struct (``NVEXT_FIELDS``).
+   neither land in ``unsupported_fields``. ``nvext`` is a ``deny_unknown_fields`` struct (``NVEXT_FIELDS``), and so
+   are the structs inside it (``STRUCTS``); serde reads each from a map or, field by field, from a sequence.
 2. **``stream_options``** without ``stream: true`` (the HTTP service's check, before ``validate``).
 3. **``validate()``** (``VALIDATION``, in the order ``ValidateRequest::validate`` runs them; ``Validation: ...``).
 4. **The model and the worker**: an unknown model is 404 ``Model not found``; ``continue_final_message`` with a final
-   message without text is ``Invalid request``; the mocker worker needs a token budget, and refuses ids outside its
-   vocabulary (``Invalid request``).
+   message without text is ``Invalid request``; so is a prompt id outside the vocabulary; then the mocker worker
+   needs a token budget.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ NVEXT_FIELDS: dict[str, str] = {
     "prefill_dp_rank": "u32",
     "agent_hints": "agent_hints",
     "request_timestamp_ms": "f64",
-    "routing_constraints": "struct:RoutingConstraints",
+    "routing_constraints": "routing_constraints",
     "router": "router",
 }
 """``NvExt`` (``#[serde(deny_unknown_fields)]``), in declaration order (the order its unknown-field error lists)."""
@@ -131,11 +132,49 @@ AGENT_HINTS_FIELDS = {"priority": "i32", "strict_priority": "u32", "osl": "u32",
 AGENT_HINTS_FIELDS |= {"latency_sensitivity": "f64"}
 ROUTER_FIELDS = {"ttft_target": "f64", "itl_target": "f64"}
 
+
+@dataclass(frozen=True)
+class StructShape:
+    """A ``deny_unknown_fields`` struct of ``nvext`` as serde's derive reads it: from a map, key by key (unknown and
+    repeated keys refused as they are read), or from a sequence, one element per field in declaration order (more
+    elements than fields: ``trailing characters``; too few for a field without a default: ``invalid length``).
+    Each value is typed as it is read."""
+
+    name: str
+    fields: dict[str, str]
+    """Field -> kind, in declaration order."""
+    required: tuple[str, ...] = ()
+    """Fields without a default (every other field defaults when a map omits it or a sequence ends before it)."""
+    not_null: tuple[str, ...] = ()
+    """Fields that are not ``Option``s: ``null`` is refused."""
+
+    def expecting(self) -> str:
+        n = len(self.fields)
+        return f"struct {self.name} with {n} element{'' if n == 1 else 's'}"
+
+
+NVEXT = StructShape("NvExt", NVEXT_FIELDS)
+NVEXT_WITH_TRIMMED = StructShape("NvExt", {**NVEXT_FIELDS, NVEXT_TRIMMED: "u32"})
+STRUCTS: dict[str, StructShape] = {
+    "agent_hints": StructShape("AgentHints", AGENT_HINTS_FIELDS),
+    "router": StructShape("RouterParams", ROUTER_FIELDS),
+    "metadata_upload": StructShape("MetadataUpload", {"url": "string"}, required=("url",), not_null=("url",)),
+    "routing_constraints": StructShape(
+        "RoutingConstraints",
+        {"required_taints": "seq:string", "preferred_taints": "map:f32"},
+        not_null=("required_taints", "preferred_taints"),
+    ),
+}
+"""The structs inside ``NvExt``, by their kind in ``NVEXT_FIELDS`` (fields, defaults and types checked against the
+real 1.6.1 frontend: every field is optional, ``MetadataUpload.url`` is a required string, ``RoutingConstraints``
+holds a string list and a string -> f32 map, both defaulted but never null)."""
+
 ENUMS: dict[str, tuple[str, ...]] = {
     "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
     "modality": ("text", "audio"),
     "tool_type": ("function",),
+    "web_search_context_size": ("low", "medium", "high"),
 }
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 ROLE_REQUIRED = {
@@ -162,8 +201,15 @@ RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
 """The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
-STRUCT_LENGTHS = {"WebSearchOptions": 2}
-"""Field counts serde names when a struct is read from an empty sequence (checked against the real 1.6.1 frontend)."""
+BUFFERED_STRUCTS: dict[str, dict[str, str]] = {
+    "WebSearchOptions": {
+        "search_context_size": "enum:web_search_context_size",
+        "user_location": "struct:WebSearchUserLocation",
+    },
+}
+"""Fields of buffered structs, in order, typed in a map and read by position from a sequence (which must hold every
+field, ``Option``s too: ``invalid length``, and no more: ``expected N elements in sequence``). Checked against the
+real 1.6.1 frontend."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -226,6 +272,10 @@ def check_present(kind: str, value: Any) -> str | None:
         return None if isinstance(value, str) else invalid_type(value, "a string")
     if kind == "map":
         return None if isinstance(value, dict) else invalid_type(value, "a map")
+    if kind.startswith("map:"):  # string keys, typed values (duplicate keys: the last wins, as in a HashMap)
+        if not isinstance(value, dict):
+            return invalid_type(value, "a map")
+        return next((p for p in (check_present(kind[4:], v) for v in value.values()) if p), None)
     if kind.startswith("seq:"):
         if not isinstance(value, list):
             return invalid_type(value, "a sequence")
@@ -248,12 +298,28 @@ def check_present(kind: str, value: Any) -> str | None:
         ((tag, content),) = value.items()
         return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
     if kind.startswith("struct:"):
-        if isinstance(value, list) and not value and kind[7:] in STRUCT_LENGTHS:
-            return f"invalid length 0, expected struct {kind[7:]} with {STRUCT_LENGTHS[kind[7:]]} elements"
+        if kind[7:] in BUFFERED_STRUCTS and isinstance(value, list | dict):
+            return _buffered_struct(kind[7:], value)
         if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
             return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
     return SHAPES[kind](value)
+
+
+def _buffered_struct(name: str, value: list[Any] | dict[str, Any]) -> str | None:
+    """A buffered struct of ``BUFFERED_STRUCTS``: its known fields typed (a map), or read by position (a sequence)."""
+    fields = BUFFERED_STRUCTS[name]
+    if isinstance(value, dict):
+        return next((p for p in (check(k, value.get(f)) for f, k in fields.items()) if p), None)
+    for item, kind in zip(value, fields.values(), strict=False):
+        problem = check(kind, item)
+        if problem:
+            return problem
+    if len(value) < len(fields):
+        return f"invalid length {len(value)}, expected struct {name} with {len(fields)} elements"
+    if len(value) > len(fields):
+        return f"invalid length {len(value)}, expected {len(fields)} elements in sequence"
+    return None
 
 
 def variant(tag: Any, variants: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -326,12 +392,6 @@ def _prediction(value: Any) -> str | None:
 
 class AtEnd(str):
     """A serde detail reported after the value (a struct's missing field), not where the value starts."""
-
-
-def _metadata_upload(value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return invalid_type(value, "struct MetadataUpload")
-    return None if "url" in value else AtEnd("missing field `url`")
 
 
 def _function_call(value: Any) -> str | None:
@@ -408,41 +468,75 @@ SHAPES: dict[str, Callable[[Any], str | None]] = {
     "audio": _audio,
     "prediction": _prediction,
     "function_call": _function_call,
-    "metadata_upload": _metadata_upload,
 }
 
 
 # ---- the streamed part: named fields and nvext, with positions ------------------------------------------------
-def _struct(value: Any, fields: dict[str, str], name: str, spans: list[Member] | None) -> None:
-    """A ``deny_unknown_fields`` struct read from the body: unknown or repeated keys, then each field's type, in the
-    order of its keys. Raises ``Refusal`` at the key or the value (``spans``: the members as read; None: not known yet,
-    and ``_NeedSpans`` asks for a scan)."""
+def _field_problem(shape: StructShape, key: str, item: Any) -> str | None:
+    """serde's error for ``item`` as field ``key`` of ``shape`` (None: accepted); no positions."""
+    kind = shape.fields[key]
+    sub = STRUCTS.get(kind)
+    if sub is not None:
+        return None if item is None else _struct_problem(item, sub)
+    return check_present(kind, item) if key in shape.not_null else check(kind, item)
+
+
+def _struct_problem(value: Any, shape: StructShape) -> str | None:
+    """serde's first error for ``value`` read as ``shape`` from a map or a sequence (None: accepted); no positions
+    (the scanner places it: ``_scan_struct``, ``_scan_struct_seq``)."""
+    names = list(shape.fields)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if i >= len(names):
+                return "trailing characters"
+            problem = _field_problem(shape, names[i], item)
+            if problem:
+                return problem
+        if any(name in shape.required for name in names[len(value) :]):
+            return f"invalid length {len(value)}, expected {shape.expecting()}"
+        return None
     if not isinstance(value, dict):
-        raise Refusal(invalid_type(value, f"struct {name}"))
-    members: Iterable[tuple[str, Any]] = value.items() if spans is None else ((m.key, m.value) for m in spans)
-    seen: set[str] = set()
-    for i, (key, item) in enumerate(members):
-        if key not in fields:
-            _raise_at(spans, i, "key", f"unknown field `{key}`, expected {one_of(tuple(fields))}")
-        if key in seen:
-            _raise_at(spans, i, "key", f"duplicate field `{key}`")
-        seen.add(key)
-        kind = fields[key]
-        if kind == "agent_hints" or kind == "router":
-            sub = AGENT_HINTS_FIELDS if kind == "agent_hints" else ROUTER_FIELDS
-            label = "AgentHints" if kind == "agent_hints" else "RouterParams"
-            if item is None:
-                continue
-            try:
-                _struct(item, sub, label, None if spans is None else _sub_members(spans[i]))
-            except Refusal as exc:
-                if exc.at is None:
-                    _raise_at(spans, i, "value", exc.detail)
-                raise
-            continue
-        problem = check(kind, item)
+        return invalid_type(value, f"struct {shape.name}")
+    for key, item in value.items():
+        if key not in shape.fields:
+            return f"unknown field `{key}`, expected {one_of(tuple(names))}"
+        problem = _field_problem(shape, key, item)
         if problem:
-            _raise_at(spans, i, "value", problem, problem)
+            return problem
+    return next((f"missing field `{name}`" for name in shape.required if name not in value), None)
+
+
+def as_map(value: Any, shape: StructShape) -> Any:
+    """A struct accepted from a sequence as the map it stands for (field by position), nested structs included, so
+    what reads the request afterwards sees one form."""
+    if isinstance(value, list):
+        value = dict(zip(shape.fields, value, strict=False))
+    if isinstance(value, dict):
+        for key, kind in shape.fields.items():
+            sub = STRUCTS.get(kind)
+            if sub is not None and isinstance(value.get(key), list | dict):
+                value[key] = as_map(value[key], sub)
+    return value
+
+
+def _struct(value: Any, shape: StructShape, spans: list[Member] | None) -> None:
+    """``shape`` read from the body: ``Refusal`` for its first error. Without ``spans`` (orjson's parse) any error
+    asks for a scan (``_NeedSpans``), which places it. With ``spans`` (the members or elements the scanner read,
+    each value already typed as serde types it while reading), the keys are checked here: the scanner may have
+    stopped at a syntax error after an unknown or repeated key, which serde reports first."""
+    if spans is None:
+        if _struct_problem(value, shape):
+            raise _NeedSpans
+        return
+    if not isinstance(value, dict):
+        return  # a sequence: the scanner typed it element by element
+    seen: set[str] = set()
+    for i, member in enumerate(spans):
+        if member.key not in shape.fields:
+            _raise_at(spans, i, "key", f"unknown field `{member.key}`, expected {one_of(tuple(shape.fields))}")
+        if member.key in seen:
+            _raise_at(spans, i, "key", f"duplicate field `{member.key}`")
+        seen.add(member.key)
 
 
 class _NeedSpans(Exception):
@@ -466,18 +560,14 @@ def _value_error_at(member: Member, value: Any) -> int:
     return member.start if isinstance(member.value, list | dict) else member.end
 
 
-def _sub_members(member: Member) -> list[Member] | None:
-    return member.children
-
-
 def read_streamed(raw: bytes, body: dict[str, Any] | None, state: MockState) -> Scanned | None:
     """The named fields in body order (``nvext`` field by field), as serde reads them; ``Refusal`` for the first
     error. ``body`` is orjson's parse (fast path, no positions): tried first. Otherwise (or to place an error) the
     body is scanned, syntax errors included, and its top-level members (duplicates kept) are returned."""
-    nvext_fields = _nvext_fields(state)
+    nvext = nvext_shape(state)
     if body is not None:
         try:
-            _streamed(body.items(), None, nvext_fields)
+            _streamed(body.items(), None, nvext)
             return None
         except _NeedSpans:
             pass
@@ -494,12 +584,8 @@ def read_streamed(raw: bytes, body: dict[str, Any] | None, state: MockState) -> 
             value = scanner.value()
             raise Refusal(invalid_type(value, "struct NvCreateChatCompletionRequest"), scanner.pos)
         for member in scanner.keys(top):
-            if ALIASES.get(member.key, member.key) == "nvext" and scanner.skip_ws() == ord("{"):
-                children: list[Member] = []
-                member.children = children
-                member.value = {}
-                _scan_struct(scanner, children, nvext_fields)
-                member.value = {m.key: m.value for m in children}
+            if ALIASES.get(member.key, member.key) == "nvext":
+                _scan_struct_value(scanner, nvext, member)
             else:
                 member.value = scanner.value()
             member.end = scanner.pos
@@ -511,7 +597,7 @@ def read_streamed(raw: bytes, body: dict[str, Any] | None, state: MockState) -> 
     except SerdeError as exc:
         syntax = exc
     try:
-        _streamed(((m.key, m.value) for m in top), top, nvext_fields)
+        _streamed(((m.key, m.value) for m in top), top, nvext)
     except Refusal as exc:
         if syntax is None or (exc.at is not None and exc.at <= syntax.pos):
             raise
@@ -531,25 +617,85 @@ class Scanned:
     """Where the top-level object ended (the buffered fields' errors are reported there)."""
 
 
-def _scan_struct(scanner: Scanner, children: list[Member], fields: dict[str, str]) -> None:
-    """Read a struct's members into ``children`` one by one, nested ``agent_hints``/``router`` objects included."""
+def _scan_struct_value(scanner: Scanner, shape: StructShape, member: Member) -> None:
+    """``member``'s value read as ``shape``: a map or a sequence read and typed as serde reads it (``children``: its
+    members or elements, kept as they are read), anything else read whole (typed afterwards)."""
+    c = scanner.skip_ws()
+    if c == ord("{"):
+        member.value, member.children = {}, []
+        _scan_struct(scanner, member.children, shape)
+        member.value = {m.key: m.value for m in member.children}
+    elif c == ord("["):
+        member.value, member.children = [], []
+        _scan_struct_seq(scanner, member.children, shape)
+        member.value = [m.value for m in member.children]
+    else:
+        member.value = scanner.value()
+
+
+def _scan_field(scanner: Scanner, shape: StructShape, member: Member) -> None:
+    """One field's value, typed as soon as it is read (the first bad element of a sequence or value of a map right
+    after it; a nested struct member by member)."""
+    kind = shape.fields[member.key]
+    sub = STRUCTS.get(kind)
+    c = scanner.skip_ws()
+    if sub is not None:
+        _scan_struct_value(scanner, sub, member)
+        if isinstance(member.value, list | dict):
+            return
+    elif kind.startswith("seq:") and c == ord("["):
+        member.value = _scan_typed(scanner, kind[4:], member, scanner.array)
+    elif kind.startswith("map:") and c == ord("{"):
+        member.value = _scan_typed(scanner, kind[4:], member, scanner.map_values)
+    elif c is not None and c in b"[{" and (kind in INT_RANGES or kind in EXPECTING):
+        # A scalar field: serde peeks the bracket and refuses it without reading on.
+        raise SerdeError(cast(str, check_present(kind, [] if c == ord("[") else {})), scanner.pos)
+    else:
+        member.value = scanner.value()
+    problem = _field_problem(shape, member.key, member.value)
+    if problem:
+        raise SerdeError(problem, scanner.pos if not isinstance(member.value, list | dict) else member.start)
+
+
+def _scan_struct(scanner: Scanner, children: list[Member], shape: StructShape) -> None:
+    """A struct read from a map into ``children``, one member at a time: an unknown or repeated key is refused as
+    soon as it is read, each value as soon as it is read, a missing required field after the closing brace."""
+    seen: set[str] = set()
     for member in scanner.keys(children):
-        key = member.key
-        if fields.get(key) in ("agent_hints", "router") and scanner.skip_ws() == ord("{"):
-            sub: list[Member] = []
-            member.children = sub
-            sub_fields = AGENT_HINTS_FIELDS if fields[key] == "agent_hints" else ROUTER_FIELDS
-            _scan_struct(scanner, sub, sub_fields)
-            member.value = {m.key: m.value for m in sub}
-        elif fields.get(key, "").startswith("seq:") and scanner.skip_ws() == ord("["):
-            member.value = _scan_seq(scanner, fields[key][4:], member)
-        else:
-            member.value = scanner.value()
+        if member.key not in shape.fields:
+            raise SerdeError(f"unknown field `{member.key}`, expected {one_of(tuple(shape.fields))}", member.key_end)
+        if member.key in seen:
+            raise SerdeError(f"duplicate field `{member.key}`", member.key_end)
+        seen.add(member.key)
+        _scan_field(scanner, shape, member)
         member.end = scanner.pos
+    missing = next((name for name in shape.required if name not in seen), None)
+    if missing is not None:
+        raise SerdeError(f"missing field `{missing}`", scanner.pos)
 
 
-def _scan_seq(scanner: Scanner, kind: str, member: Member) -> list[Any]:
-    """A sequence whose elements are typed as they are read: the first bad element is reported right after it
+def _scan_struct_seq(scanner: Scanner, children: list[Member], shape: StructShape) -> None:
+    """A struct read from a sequence into ``children``: element ``i`` is field ``i``, typed as soon as it is read;
+    an element past the last field is ``trailing characters`` (where it starts), a sequence that ends before a
+    required field is ``invalid length`` (after the closing bracket)."""
+    names = list(shape.fields)
+
+    def element(start: int) -> Any:
+        if len(children) >= len(names):
+            raise SerdeError("trailing characters", start + 1)
+        member = Member(names[len(children)], start, None, start, start)
+        children.append(member)
+        _scan_field(scanner, shape, member)
+        member.end = scanner.pos
+        return member.value
+
+    scanner.sequence(element)
+    if any(name in shape.required for name in names[len(children) :]):
+        raise SerdeError(f"invalid length {len(children)}, expected {shape.expecting()}", scanner.pos)
+
+
+def _scan_typed(scanner: Scanner, kind: str, member: Member, read: Callable[[Callable[[Any, int], None]], Any]) -> Any:
+    """A sequence or a map whose items are typed as they are read: the first bad item is reported right after it
     (before the bracket of a nested sequence or map)."""
 
     def typed(item: Any, start: int) -> None:
@@ -557,16 +703,15 @@ def _scan_seq(scanner: Scanner, kind: str, member: Member) -> list[Any]:
         if problem:
             raise SerdeError(problem, start if isinstance(item, list | dict) else scanner.pos)
 
-    return scanner.array(typed)
+    return read(typed)
 
 
-def _nvext_fields(state: MockState) -> dict[str, str]:
-    if state.config.routed_experts_mode == "trimmed":
-        return {**NVEXT_FIELDS, NVEXT_TRIMMED: "u32"}
-    return NVEXT_FIELDS
+def nvext_shape(state: MockState) -> StructShape:
+    """``NvExt`` as this mock's frontend reads it (the ``trimmed`` mode takes one more field)."""
+    return NVEXT_WITH_TRIMMED if state.config.routed_experts_mode == "trimmed" else NVEXT
 
 
-def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvext_fields: dict[str, str]) -> None:
+def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvext: StructShape) -> None:
     seen: set[str] = set()
     for i, (key, value) in enumerate(items):
         name = ALIASES.get(key, key)
@@ -579,12 +724,9 @@ def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvex
         if value is None:
             continue
         if kind == "nvext":
-            try:
-                _struct(value, nvext_fields, "NvExt", None if spans is None else _sub_members(spans[i]))
-            except Refusal as exc:
-                if exc.at is None:
-                    _raise_at(spans, i, "value", exc.detail, value)
-                raise
+            if spans is not None and not isinstance(value, list | dict):
+                _raise_at(spans, i, "value", invalid_type(value, "struct NvExt"), value)
+            _struct(value, nvext, None if spans is None else spans[i].children)
             continue
         problem = check(kind, value)
         if problem:
@@ -615,9 +757,24 @@ def read_flattened(body: dict[str, Any], entries: Sequence[tuple[str, Any]] | No
 def _repeats(raw: bytes, body: dict[str, Any]) -> bool:
     """Whether a key of the body or of its ``nvext`` may be repeated (orjson keeps the last; serde refuses some
     repeats): a cheap count of each key's JSON text, confirmed by a scan when it says yes."""
-    nvext = body.get("nvext")
-    keys = [*body, *(nvext if isinstance(nvext, dict) else ())]
+    keys = [*body, *_struct_keys(body.get("nvext"), NVEXT_WITH_TRIMMED)]
     return any(raw.count(orjson.dumps(k)) > 1 for k in keys)
+
+
+def _struct_keys(value: Any, shape: StructShape) -> list[str]:
+    """The keys of a struct given as a map, and of the structs inside it (as maps or sequences)."""
+    if isinstance(value, dict):
+        items: Iterable[tuple[str, Any]] = value.items()
+        keys = list(value)
+    elif isinstance(value, list):
+        items, keys = zip(shape.fields, value, strict=False), []
+    else:
+        return []
+    for key, item in items:
+        sub = STRUCTS.get(shape.fields.get(key, ""))
+        if sub is not None:
+            keys += _struct_keys(item, sub)
+    return keys
 
 
 # ---- 3. validate(): the Validation table -------------------------------------------------------------------
@@ -892,7 +1049,7 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
             try:
                 read_streamed(raw, body, state)
                 read_flattened(body, None)
-                return cast(dict[str, Any], body)
+                return _one_form(body, state)
             except Refusal:
                 pass  # read it again as serde does, numbers included, to word and place the error
         scanned = read_streamed(raw, None, state)
@@ -909,7 +1066,14 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
         if at is None:
             at = scanned.end if scanned is not None else len(raw.rstrip(b" \t\r\n"))
         raise _bad(f"{DESERIALIZE}{exc.detail} {location(raw, at)}") from None
-    return cast(dict[str, Any], body)
+    return _one_form(body, state)
+
+
+def _one_form(body: dict[str, Any], state: MockState) -> dict[str, Any]:
+    """The accepted body with ``nvext`` and its structs as maps (serde also reads them from sequences)."""
+    if isinstance(body.get("nvext"), list | dict):
+        body["nvext"] = as_map(body["nvext"], nvext_shape(state))
+    return body
 
 
 def validate(body: dict[str, Any], state: MockState) -> None:
@@ -948,12 +1112,20 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
     routed = any(nvext.get(k) not in (None, wid) for k in ("backend_instance_id", "decode_worker_id"))
     if routed or nvext.get("dp_rank") is not None:
         raise _bad("Invalid request")  # no such worker or data-parallel rank (the mock runs one worker, no ranks)
+    token_data = nvext.get("token_data")
+    prompt = _in_vocabulary(list(token_data) if token_data is not None else _prompt_from_messages(body, state), state)
     no_budget = body.get("max_tokens") is None and body.get("max_completion_tokens") is None
     if state.config.dynamo_backend == "mocker" and no_budget:
         raise WorkerError(400, MOCKER_NEEDS_MAX_TOKENS, streamed=body.get("stream") is True)
-    token_data = nvext.get("token_data")
-    prompt = list(token_data) if token_data is not None else _prompt_from_messages(body, state)
     return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
+
+
+def _in_vocabulary(prompt: list[int], state: MockState) -> list[int]:
+    """The prompt, unless an id is outside the vocabulary: ``Invalid request`` (real 1.6.1: before the mocker's
+    token-budget check)."""
+    if not ids_in_range(prompt, state.tokenizer.vocab_size):
+        raise _bad("Invalid request")
+    return prompt
 
 
 def _flatten_content(content: Any) -> str:
@@ -971,9 +1143,6 @@ def _prompt_from_messages(body: dict[str, Any], state: MockState) -> list[int]:
 
 
 def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], state: MockState) -> SamplingParams:
-    vocab = state.tokenizer.vocab_size
-    if not ids_in_range(prompt, vocab):
-        raise _bad("Invalid request")  # the worker refuses an id outside its vocabulary
     room = state.max_model_len - len(prompt)
     if room < 1:
         if state.config.dynamo_backend == "mocker":  # the mocker worker fails; the frontend reports a 500
@@ -1017,9 +1186,10 @@ def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
     nvext = body.get("nvext")
     if nvext is not None:
         try:
-            _struct(nvext, _nvext_fields(state), "NvExt", None)
+            _struct(nvext, nvext_shape(state), None)
         except (Refusal, _NeedSpans):
             raise _bad(f"{DESERIALIZE}invalid nvext: {orjson.dumps(nvext).decode()}") from None
+        body["nvext"] = nvext = as_map(nvext, nvext_shape(state))
     for key, kind in (("logprobs", "u8"), *((k, v) for k, v in COMMON_FIELDS.items())):
         problem = check(kind, body.get(key))
         if problem:
@@ -1040,4 +1210,4 @@ def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
         prompt = list(nvext["token_data"])
     if math.isnan(float(body.get("temperature") or 0)):  # pragma: no cover - JSON has no NaN
         raise _bad("Validation: temperature is NaN")
-    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, prompt, state))
+    return ParsedRequest(body, nvext, prompt, _sampling(body, nvext, _in_vocabulary(prompt, state), state))

@@ -409,6 +409,43 @@ class Scanner:
             if self.skip_ws() == ord("]"):
                 raise self.peek_error("trailing comma")
 
+    def sequence(self, element: Callable[[int], Any]) -> list[Any]:
+        """A sequence whose elements the caller reads: ``element(start)`` is called with ``pos`` on each one (so it
+        can read a nested value its own way, and refuse an element before reading it)."""
+        self.enter()
+        self.pos += 1
+        out: list[Any] = []
+        c = self.skip_ws()
+        if c is None:
+            raise self.eof("a list")
+        if c == ord("]"):
+            self.leave()
+            return out
+        while True:
+            out.append(element(self.pos))
+            c = self.skip_ws()
+            if c is None:
+                raise self.eof("a list")
+            if c == ord("]"):
+                self.leave()
+                return out
+            if c != ord(","):
+                raise self.peek_error("expected `,` or `]`")
+            self.pos += 1
+            if self.skip_ws() == ord("]"):
+                raise self.peek_error("trailing comma")
+
+    def map_values(self, check: Callable[[Any, int], None]) -> dict[str, Any]:
+        """A map with string keys; ``check(value, start)`` sees each value as soon as it is read (typed reading;
+        a repeated key keeps the last value, as a ``HashMap`` does)."""
+        out: dict[str, Any] = {}
+        for member in self.keys([]):
+            start = self.pos
+            value = self.value()
+            check(value, start)
+            out[member.key] = value
+        return out
+
     def leave(self) -> None:
         """Past the closing bracket of a sequence or an object."""
         self.pos += 1

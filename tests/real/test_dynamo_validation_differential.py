@@ -119,18 +119,71 @@ NVEXT: dict[str, list[Any]] = {
     "max_thinking_tokens": [0, 5, -1],
     "cache_salt": ["s", 1],
     "extra_fields": [[], ["worker_id"], ["timing"], ["completion_token_ids"], ["foo"], [1], "x"],
-    "metadata_upload": [1, "x"],
+    "metadata_upload": [
+        1,
+        "x",
+        {},
+        {"url": "u"},
+        {"url": 5},
+        {"url": None},
+        {"url": "u", "y": 1},
+        [("url", "a"), ("url", "b")],
+        [],
+        ["u"],
+        [1],
+        [None],
+        ["u", "v"],
+        [[1]],
+    ],
     "prefill_worker_id": [1, 1.5, True],
     "decode_worker_id": [1, -1],
     "dp_rank": [0, -1, 2**32],
     "prefill_dp_rank": [0, 4294967296],
-    "agent_hints": [{}, {"priority": 1}, {"priority": "x"}, {"osl": -1}, {"foo": 1}, 1],
+    "agent_hints": [
+        {},
+        {"priority": 1},
+        {"priority": "x"},
+        {"osl": -1},
+        {"foo": 1},
+        1,
+        [],
+        [1],
+        ["x"],
+        [None],
+        [[1]],
+        [1, 2, 3, True, 1.5],
+        [1, 2, 3, True, 1.5, 7],
+        [("priority", 1), ("priority", 2)],
+    ],
     "request_timestamp_ms": [1.5, 10, "x"],
-    "routing_constraints": [1],
-    "router": [{"ttft_target": 1.0}, {"foo": 1}, 1],
+    "routing_constraints": [
+        1,
+        {},
+        [],
+        [None],
+        [["a"]],
+        [["a"], {"b": 1.5}],
+        [["a"], ["b"]],
+        [["a"], {}, 3],
+        {"required_taints": ["a"]},
+        {"required_taints": [1]},
+        {"required_taints": None},
+        {"required_taints": "a"},
+        {"preferred_taints": {"a": 1.5}},
+        {"preferred_taints": {"a": "x"}},
+        {"preferred_taints": {"a": None}},
+        {"preferred_taints": [1]},
+        {"foo": 1},
+    ],
+    "router": [{"ttft_target": 1.0}, {"foo": 1}, 1, [], [1], [1, 2], [1, 2, 3], ["x"]],
     "routed_experts_prompt_start": [0, 1],
     "foo": [1],
 }
+NVEXT_WHOLE: list[Any] = [
+    None, 5, "x", True, [], [True], [1], ["a"], [None], [True, False, ["a"]], [{"a": 1}], [None] * 17, [None] * 18,
+    [None] * 8 + [[]], [None] * 13 + [[1, 2, 3, True, 1.5]],
+]  # fmt: skip
+"""``nvext`` itself: not a map, or a sequence read field by field (17 fields; a struct at positions 8 and 13)."""
 CONTENT_TYPES = ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-8",
                  "application/vnd.api+json", "APPLICATION/JSON", ""]  # fmt: skip
 
@@ -195,7 +248,7 @@ def body_parts(draw: st.DrawFn, model: str) -> tuple[Pairs, str, list[str]]:
             current = next((v for k, v in pairs if k == "nvext"), None)
             nvext = dict(current) if isinstance(current, dict) else {}
             if draw(st.sampled_from(range(10))) == 0:
-                _set(pairs, "nvext", draw(st.sampled_from([None, 5, "x", True])))
+                _set(pairs, "nvext", draw(st.sampled_from(NVEXT_WHOLE)))
                 continue
             key = draw(st.sampled_from(sorted(NVEXT)))
             nvext[key] = draw(st.sampled_from(NVEXT[key]))
@@ -376,6 +429,15 @@ FORMER_MOCK_GAPS: list[Mapping[str, Any]] = [
     {"metadata": 5},
     {"media_io_kwargs": 5},
     {"thinking": {"type": "x"}},
+    # 2026-11-30: structs read from sequences, nvext's structs field by field, the vocabulary before the budget
+    {"nvext": [True, False]},
+    {"nvext": {"metadata_upload": [1]}},
+    {"nvext": {"metadata_upload": {"url": "u", "y": 1}}},
+    {"nvext": {"agent_hints": [1, 2, 3, True, 1.5, 7]}},
+    {"nvext": {"routing_constraints": {"preferred_taints": {"a": "x"}}}},
+    {"web_search_options": [1]},
+    {"web_search_options": ["low", None, 1]},
+    {"max_tokens": None, "nvext": {"token_data": [4294967295]}},
 ]
 
 

@@ -324,7 +324,7 @@ DYN_BAD: list[tuple[Any, int, str]] = [
     ({**dynamo_body(PROMPT), "nvext": {"token_data": [999999]}}, 400, "Invalid request"),
     # a final message without text cannot be continued (real 1.6.1: also with token_data)
     ({**dynamo_body(PROMPT), "add_generation_prompt": False, "continue_final_message": True}, 400, "Invalid request"),
-    ({**dynamo_body(PROMPT), "nvext": []}, 400, "Failed to deserialize"),
+    ({**dynamo_body(PROMPT), "nvext": ["a"]}, 400, 'invalid type: string "a", expected a boolean at'),
     ({**dynamo_body(PROMPT), "web_search_options": []}, 400, "invalid length 0, expected struct WebSearchOptions"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "missing field `model`"),
     ([1, 2], 400, "Failed to deserialize"),

@@ -93,6 +93,7 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_skip_special",
             "dyn_too_long",
             "dyn_n3",
+            "dyn_chat_nvext_seq",
         )
     },
     **{
@@ -116,6 +117,11 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_no_max_tokens",
             "dyn_top_p_zero",
             "dyn_oov_token_data",
+            "dyn_serde_nvext_seq_type",
+            "dyn_serde_metadata_upload_seq_empty",
+            "dyn_serde_metadata_upload_unknown",
+            "dyn_serde_agent_hints_seq_trailing",
+            "dyn_serde_routing_constraints_f32",
         )
     },
     **{
@@ -146,7 +152,8 @@ def _prompt_len(name: str) -> int:
     if not req.exists():
         return 1
     doc = orjson.loads(req.read_bytes())
-    ids = doc.get("token_ids") or (doc.get("nvext") or {}).get("token_data") or doc.get("prompt")
+    nvext = doc.get("nvext")
+    ids = doc.get("token_ids") or (nvext.get("token_data") if isinstance(nvext, dict) else None) or doc.get("prompt")
     return len(ids) if isinstance(ids, list) else 1
 
 
