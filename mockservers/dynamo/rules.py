@@ -218,6 +218,8 @@ INT_RANGES = {
     "i32": (-(2**31), 2**31),
     "i64": (-(2**63), 2**63),
 }
+SCALARS = ("bool", "string", "f32", "f64")
+"""Kinds (with ``INT_RANGES``) that serde refuses a bracket for as soon as it peeks it."""
 EXPECTING = {"bool": "a boolean", "string": "a string", "map": "a map", "f32": "f32", "f64": "f64"}
 
 PASSTHROUGH: tuple[tuple[str, str, str], ...] = (
@@ -390,10 +392,6 @@ def _prediction(value: Any) -> str | None:
     return variant(value["type"], PREDICTIONS)[1] or (None if "content" in value else "missing field `content`")
 
 
-class AtEnd(str):
-    """A serde detail reported after the value (a struct's missing field), not where the value starts."""
-
-
 def _function_call(value: Any) -> str | None:
     ok = value in ("none", "auto") or (isinstance(value, dict) and isinstance(value.get("name"), str))
     return None if ok else "data did not match any variant of untagged enum ChatCompletionFunctionCall"
@@ -543,20 +541,18 @@ class _NeedSpans(Exception):
     """A streamed-field error whose byte position needs a scan of the body."""
 
 
-def _raise_at(spans: list[Member] | None, i: int, where: str, detail: str, value: Any = None) -> None:
+def _raise_at(spans: list[Member] | None, i: int, where: str, detail: str) -> None:
     if spans is None:
         raise _NeedSpans
     member = spans[i]
     if where == "key":
         raise Refusal(detail, member.key_end)
-    raise Refusal(detail, _value_error_at(member, value))
+    raise Refusal(detail, _value_error_at(member))
 
 
-def _value_error_at(member: Member, value: Any) -> int:
+def _value_error_at(member: Member) -> int:
     """Where serde_json reports a value of the wrong type: after a scalar, before the opening bracket of a sequence
     or a map (serde_json peeks it and refuses without reading on)."""
-    if isinstance(value, AtEnd):
-        return member.end
     return member.start if isinstance(member.value, list | dict) else member.end
 
 
@@ -647,7 +643,7 @@ def _scan_field(scanner: Scanner, shape: StructShape, member: Member) -> None:
         member.value = _scan_typed(scanner, kind[4:], member, scanner.array)
     elif kind.startswith("map:") and c == ord("{"):
         member.value = _scan_typed(scanner, kind[4:], member, scanner.map_values)
-    elif c is not None and c in b"[{" and (kind in INT_RANGES or kind in EXPECTING):
+    elif c is not None and c in b"[{" and (kind in INT_RANGES or kind in SCALARS):
         # A scalar field: serde peeks the bracket and refuses it without reading on.
         raise SerdeError(cast(str, check_present(kind, [] if c == ord("[") else {})), scanner.pos)
     else:
@@ -725,12 +721,12 @@ def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvex
             continue
         if kind == "nvext":
             if spans is not None and not isinstance(value, list | dict):
-                _raise_at(spans, i, "value", invalid_type(value, "struct NvExt"), value)
+                _raise_at(spans, i, "value", invalid_type(value, "struct NvExt"))
             _struct(value, nvext, None if spans is None else spans[i].children)
             continue
         problem = check(kind, value)
         if problem:
-            _raise_at(spans, i, "value", problem, problem)
+            _raise_at(spans, i, "value", problem)
 
 
 # ---- the buffered part: the flattened OpenAI request and CommonExt ---------------------------------------------
