@@ -108,6 +108,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "dyn_serde_metadata_upload_unknown",
         "dyn_serde_agent_hints_seq_trailing",
         "dyn_serde_routing_constraints_f32",
+        # the same runs: guided-decoding conflicts, a forced tool call with a guided_* field, functions' required
+        # fields, serde_json's negative zero
+        "dyn_guided_conflict",
+        "dyn_tool_required_guided",
+        "dyn_serde_functions_missing_parameters",
+        "dyn_serde_negative_zero",
         "dyn_models",
         "dyn_health",
         "dyn_live",

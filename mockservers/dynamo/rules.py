@@ -20,6 +20,7 @@ A body goes through the same four stages as in the frontend, and the first refus
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -199,17 +200,23 @@ TOOL_CHOICES = ("none", "auto", "required")
 PREDICTIONS = ("content",)
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
-FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type", "ChatCompletionFunctions": "string"}
+FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type"}
 """The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
-BUFFERED_STRUCTS: dict[str, dict[str, str]] = {
-    "WebSearchOptions": {
-        "search_context_size": "enum:web_search_context_size",
-        "user_location": "struct:WebSearchUserLocation",
-    },
+BUFFERED_STRUCTS: dict[str, StructShape] = {
+    "WebSearchOptions": StructShape(
+        "WebSearchOptions",
+        {"search_context_size": "enum:web_search_context_size", "user_location": "struct:WebSearchUserLocation"},
+    ),
+    "ChatCompletionFunctions": StructShape(
+        "ChatCompletionFunctions",
+        {"name": "string", "description": "string", "parameters": "value"},
+        required=("name", "parameters"),
+        not_null=("name",),
+    ),
 }
-"""Fields of buffered structs, in order, typed in a map and read by position from a sequence (which must hold every
-field, ``Option``s too: ``invalid length``, and no more: ``expected N elements in sequence``). Checked against the
-real 1.6.1 frontend."""
+"""Buffered structs of the OpenAI request: from a map, the known fields typed in body order, then the ``required``
+ones asked for (unknown keys are ignored); from a sequence, by position, every field needed (``Option``s too:
+``invalid length``) and no more (``expected N elements in sequence``). Checked against the real 1.6.1 frontend."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -309,18 +316,23 @@ def check_present(kind: str, value: Any) -> str | None:
 
 
 def _buffered_struct(name: str, value: list[Any] | dict[str, Any]) -> str | None:
-    """A buffered struct of ``BUFFERED_STRUCTS``: its known fields typed (a map), or read by position (a sequence)."""
-    fields = BUFFERED_STRUCTS[name]
+    """A struct of ``BUFFERED_STRUCTS`` read from a map or a sequence (see there)."""
+    shape = BUFFERED_STRUCTS[name]
+
+    def problem(key: str, item: Any) -> str | None:
+        kind = shape.fields[key]
+        return check_present(kind, item) if key in shape.not_null else check(kind, item)
+
     if isinstance(value, dict):
-        return next((p for p in (check(k, value.get(f)) for f, k in fields.items()) if p), None)
-    for item, kind in zip(value, fields.values(), strict=False):
-        problem = check(kind, item)
-        if problem:
-            return problem
-    if len(value) < len(fields):
-        return f"invalid length {len(value)}, expected struct {name} with {len(fields)} elements"
-    if len(value) > len(fields):
-        return f"invalid length {len(value)}, expected {len(fields)} elements in sequence"
+        found = next((p for p in (problem(k, v) for k, v in value.items() if k in shape.fields) if p), None)
+        return found or next((f"missing field `{n}`" for n in shape.required if n not in value), None)
+    found = next((p for p in (problem(k, v) for k, v in zip(shape.fields, value, strict=False)) if p), None)
+    if found:
+        return found
+    if len(value) < len(shape.fields):
+        return f"invalid length {len(value)}, expected {shape.expecting()}"
+    if len(value) > len(shape.fields):
+        return f"invalid length {len(value)}, expected {len(shape.fields)} elements in sequence"
     return None
 
 
@@ -518,23 +530,10 @@ def as_map(value: Any, shape: StructShape) -> Any:
 
 
 def _struct(value: Any, shape: StructShape, spans: list[Member] | None) -> None:
-    """``shape`` read from the body: ``Refusal`` for its first error. Without ``spans`` (orjson's parse) any error
-    asks for a scan (``_NeedSpans``), which places it. With ``spans`` (the members or elements the scanner read,
-    each value already typed as serde types it while reading), the keys are checked here: the scanner may have
-    stopped at a syntax error after an unknown or repeated key, which serde reports first."""
-    if spans is None:
-        if _struct_problem(value, shape):
-            raise _NeedSpans
-        return
-    if not isinstance(value, dict):
-        return  # a sequence: the scanner typed it element by element
-    seen: set[str] = set()
-    for i, member in enumerate(spans):
-        if member.key not in shape.fields:
-            _raise_at(spans, i, "key", f"unknown field `{member.key}`, expected {one_of(tuple(shape.fields))}")
-        if member.key in seen:
-            _raise_at(spans, i, "key", f"duplicate field `{member.key}`")
-        seen.add(member.key)
+    """``shape`` read from orjson's parse (``spans`` None): any error asks for a scan (``_NeedSpans``), which places
+    it. A scanned struct (``spans``: its members or elements) was checked while it was read (``_scan_struct``)."""
+    if spans is None and _struct_problem(value, shape):
+        raise _NeedSpans
 
 
 class _NeedSpans(Exception):
@@ -657,12 +656,15 @@ def _scan_struct(scanner: Scanner, children: list[Member], shape: StructShape) -
     """A struct read from a map into ``children``, one member at a time: an unknown or repeated key is refused as
     soon as it is read, each value as soon as it is read, a missing required field after the closing brace."""
     seen: set[str] = set()
-    for member in scanner.keys(children):
+
+    def identify(member: Member) -> None:
         if member.key not in shape.fields:
             raise SerdeError(f"unknown field `{member.key}`, expected {one_of(tuple(shape.fields))}", member.key_end)
         if member.key in seen:
             raise SerdeError(f"duplicate field `{member.key}`", member.key_end)
         seen.add(member.key)
+
+    for member in scanner.keys(children, identify):
         _scan_field(scanner, shape, member)
         member.end = scanner.pos
     missing = next((name for name in shape.required if name not in seen), None)
@@ -677,8 +679,8 @@ def _scan_struct_seq(scanner: Scanner, children: list[Member], shape: StructShap
     names = list(shape.fields)
 
     def element(start: int) -> Any:
-        if len(children) >= len(names):
-            raise SerdeError("trailing characters", start + 1)
+        if len(children) >= len(names):  # reported at the byte peeked (at the end of the body: where it ends)
+            raise SerdeError("trailing characters", start + 1 if start < len(scanner.raw) else start)
         member = Member(names[len(children)], start, None, start, start)
         children.append(member)
         _scan_field(scanner, shape, member)
@@ -748,6 +750,11 @@ def read_flattened(body: dict[str, Any], entries: Sequence[tuple[str, Any]] | No
         for name in required:
             if name not in body:
                 raise Refusal(f"missing field `{name}`")
+
+
+_NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
+"""``-0`` as an integer, which orjson reads as 0 and serde_json as the float -0.0 (a rare body: the scanner reads
+it; a ``-0`` inside a string only costs that body the scan)."""
 
 
 def _repeats(raw: bytes, body: dict[str, Any]) -> bool:
@@ -851,6 +858,39 @@ def _stop_problem(stop: Any) -> str | None:
     return None
 
 
+GUIDED = ("json", "regex", "choice", "grammar")
+"""The guided-decoding constraints, in the order the frontend names them (``guided_whitespace_pattern`` and
+``guided_decoding_backend`` modify a constraint and are not counted)."""
+
+
+def _guided(body: dict[str, Any]) -> list[str]:
+    """The explicit ``guided_*`` constraints a request sets (a null field or an empty choice list sets none)."""
+    return [
+        name
+        for name in GUIDED
+        if (bool(body.get("guided_choice")) if name == "choice" else body.get(f"guided_{name}") is not None)
+    ]
+
+
+def _guided_conflict(body: dict[str, Any]) -> Bare | None:
+    """More than one guided-decoding constraint; a JSON ``response_format`` counts as ``json`` (real 1.6.1)."""
+    active = _guided(body)
+    response_format = body.get("response_format")
+    json_format = isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
+    if json_format and "json" not in active:
+        active.insert(0, "json")
+    if len(active) < 2:
+        return None
+    return Bare(f"Only one guided-decoding constraint can be set; received: {', '.join(active)}")
+
+
+def _forced_tool_choice(body: dict[str, Any]) -> bool:
+    """``tool_choice`` that forces a call: ``required``, or a named function."""
+    choice = body.get("tool_choice")
+    named = isinstance(choice, dict) and isinstance(choice.get("function"), dict)
+    return choice == "required" or named
+
+
 def _completion_ids_single_choice(body: dict[str, Any]) -> str | None:
     nvext = body.get("nvext") or {}
     n = body.get("n")
@@ -874,6 +914,7 @@ def _n_temperature(body: dict[str, Any]) -> str | None:
 Rule = Callable[[dict[str, Any], bool], str | None]
 VALIDATION: tuple[tuple[str, Rule], ...] = (
     ("unsupported / passthrough fields", _unsupported),
+    ("guided_* / response_format", lambda b, _: _guided_conflict(b)),
     (
         "chat_template_args",
         lambda b, _: (
@@ -1040,7 +1081,7 @@ def deserialize(raw: bytes, state: MockState) -> dict[str, Any]:
         body = None
     scanned = None
     try:
-        fast = isinstance(body, dict) and not _repeats(raw, body)
+        fast = isinstance(body, dict) and not _repeats(raw, body) and not _NEGATIVE_ZERO.search(raw)
         if fast:
             try:
                 read_streamed(raw, body, state)
@@ -1099,6 +1140,8 @@ def parse_chat(raw: bytes, state: MockState) -> ParsedRequest:
     validate(body, state)
     if body["model"] != state.config.model:
         raise RequestError(404, "Model not found")
+    if _forced_tool_choice(body) and _guided(body):
+        raise _bad("Invalid request")  # a forced tool call is its own constraint: no room for an explicit guided_*
     if body.get("continue_final_message") is True and not _flatten_content(body["messages"][-1].get("content")):
         # The preprocessor refuses to continue a final message without text (real 1.6.1 frontend: also with
         # ``nvext.token_data``, and before the mocker's token-budget check).

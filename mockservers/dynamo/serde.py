@@ -306,6 +306,8 @@ class Scanner:
         text = raw[start : self.pos]
         if not is_float:
             value = int(text)
+            if value == 0 and text.startswith(b"-"):
+                return -0.0  # serde_json keeps the sign of a negative zero: it reads ``-0`` as the f64 -0.0
             if -(2**63) <= value < 2**64:
                 return value
         number = serde_f64(text)
@@ -466,11 +468,11 @@ class Scanner:
             member.end = self.pos
         return out
 
-    def keys(self, out: list[Member]) -> Any:
-        """Walk the object at ``pos``. Each key is appended to ``out`` as a ``Member`` as soon as it is read (serde
-        identifies a field before the colon, so an unknown key is reported even when the colon is missing); the
-        member is then yielded with ``pos`` on its value, which the caller reads (setting ``value`` and ``end``).
-        Syntax errors between members are raised here."""
+    def keys(self, out: list[Member], on_key: Callable[[Member], None] | None = None) -> Any:
+        """Walk the object at ``pos``. Each key is appended to ``out`` as a ``Member`` as soon as it is read, and
+        handed to ``on_key`` (serde identifies a field before the colon, so an unknown key is reported even when
+        the colon is missing); the member is then yielded with ``pos`` on its value, which the caller reads
+        (setting ``value`` and ``end``). Syntax errors between members are raised here."""
         self.enter()
         self.pos += 1
         c = self.skip_ws()
@@ -486,6 +488,8 @@ class Scanner:
             c = self.skip_ws()
             member = Member(key, self.pos, None, self.pos, self.pos)
             out.append(member)
+            if on_key is not None:
+                on_key(member)
             if c is None:
                 raise self.eof("an object")
             if c != ord(":"):

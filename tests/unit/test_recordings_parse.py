@@ -122,6 +122,10 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_serde_metadata_upload_unknown",
             "dyn_serde_agent_hints_seq_trailing",
             "dyn_serde_routing_constraints_f32",
+            "dyn_guided_conflict",
+            "dyn_tool_required_guided",
+            "dyn_serde_functions_missing_parameters",
+            "dyn_serde_negative_zero",
         )
     },
     **{
