@@ -384,32 +384,14 @@ class Scanner:
 
     def array(self, check: Callable[[Any, int], None] | None = None) -> list[Any]:
         """A sequence; ``check(item, start)`` sees each element as soon as it is read (typed reading)."""
-        self.enter()
-        self.pos += 1
-        out: list[Any] = []
-        c = self.skip_ws()
-        if c is None:
-            raise self.eof("a list")
-        if c == ord("]"):
-            self.leave()
-            return out
-        while True:
-            start = self.skip_ws() and self.pos
+
+        def element(start: int) -> Any:
             item = self.value()
             if check is not None:
-                check(item, start or self.pos)
-            out.append(item)
-            c = self.skip_ws()
-            if c is None:
-                raise self.eof("a list")
-            if c == ord("]"):
-                self.leave()
-                return out
-            if c != ord(","):
-                raise self.peek_error("expected `,` or `]`")
-            self.pos += 1
-            if self.skip_ws() == ord("]"):
-                raise self.peek_error("trailing comma")
+                check(item, start)
+            return item
+
+        return self.sequence(element)
 
     def sequence(self, element: Callable[[int], Any]) -> list[Any]:
         """A sequence whose elements the caller reads: ``element(start)`` is called with ``pos`` on each one (so it
