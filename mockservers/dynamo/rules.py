@@ -136,10 +136,12 @@ ROUTER_FIELDS = {"ttft_target": "f64", "itl_target": "f64"}
 
 @dataclass(frozen=True)
 class StructShape:
-    """A ``deny_unknown_fields`` struct of ``nvext`` as serde's derive reads it: from a map, key by key (unknown and
-    repeated keys refused as they are read), or from a sequence, one element per field in declaration order (more
-    elements than fields: ``trailing characters``; too few for a field without a default: ``invalid length``).
-    Each value is typed as it is read."""
+    """A struct as serde's derive reads it: from a map, key by key, or from a sequence, one element per field in
+    declaration order (too few for a field without a default: ``invalid length``). Each value is typed as it is
+    read. An ``nvext`` struct is ``deny_unknown_fields`` (unknown and repeated keys refused as they are read) and
+    read straight from the body (more elements than fields: ``trailing characters``); a ``buffered`` one, of the
+    flattened OpenAI request, ignores unknown keys and, from a sequence, needs every field and refuses more
+    (``invalid length``, ``expected N elements in sequence``)."""
 
     name: str
     fields: dict[str, str]
@@ -148,6 +150,7 @@ class StructShape:
     """Fields without a default (every other field defaults when a map omits it or a sequence ends before it)."""
     not_null: tuple[str, ...] = ()
     """Fields that are not ``Option``s: ``null`` is refused."""
+    buffered: bool = False
 
     def expecting(self) -> str:
         n = len(self.fields)
@@ -206,17 +209,18 @@ BUFFERED_STRUCTS: dict[str, StructShape] = {
     "WebSearchOptions": StructShape(
         "WebSearchOptions",
         {"search_context_size": "enum:web_search_context_size", "user_location": "struct:WebSearchUserLocation"},
+        buffered=True,
     ),
     "ChatCompletionFunctions": StructShape(
         "ChatCompletionFunctions",
         {"name": "string", "description": "string", "parameters": "value"},
         required=("name", "parameters"),
         not_null=("name",),
+        buffered=True,
     ),
 }
-"""Buffered structs of the OpenAI request: from a map, the known fields typed in body order, then the ``required``
-ones asked for (unknown keys are ignored); from a sequence, by position, every field needed (``Option``s too:
-``invalid length``) and no more (``expected N elements in sequence``). Checked against the real 1.6.1 frontend."""
+"""Buffered structs of the OpenAI request read from a map or a sequence (``StructShape``); checked against the real
+1.6.1 frontend."""
 MAX_STOP_SEQUENCES = 32
 INT_RANGES = {
     "u8": (0, 2**8),
@@ -308,32 +312,11 @@ def check_present(kind: str, value: Any) -> str | None:
         return variant(tag, variants)[1] or (None if content is None else invalid_type(content, "unit"))
     if kind.startswith("struct:"):
         if kind[7:] in BUFFERED_STRUCTS and isinstance(value, list | dict):
-            return _buffered_struct(kind[7:], value)
+            return _struct_problem(value, BUFFERED_STRUCTS[kind[7:]])
         if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
             return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
     return SHAPES[kind](value)
-
-
-def _buffered_struct(name: str, value: list[Any] | dict[str, Any]) -> str | None:
-    """A struct of ``BUFFERED_STRUCTS`` read from a map or a sequence (see there)."""
-    shape = BUFFERED_STRUCTS[name]
-
-    def problem(key: str, item: Any) -> str | None:
-        kind = shape.fields[key]
-        return check_present(kind, item) if key in shape.not_null else check(kind, item)
-
-    if isinstance(value, dict):
-        found = next((p for p in (problem(k, v) for k, v in value.items() if k in shape.fields) if p), None)
-        return found or next((f"missing field `{n}`" for n in shape.required if n not in value), None)
-    found = next((p for p in (problem(k, v) for k, v in zip(shape.fields, value, strict=False)) if p), None)
-    if found:
-        return found
-    if len(value) < len(shape.fields):
-        return f"invalid length {len(value)}, expected {shape.expecting()}"
-    if len(value) > len(shape.fields):
-        return f"invalid length {len(value)}, expected {len(shape.fields)} elements in sequence"
-    return None
 
 
 def variant(tag: Any, variants: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -498,17 +481,22 @@ def _struct_problem(value: Any, shape: StructShape) -> str | None:
     if isinstance(value, list):
         for i, item in enumerate(value):
             if i >= len(names):
+                if shape.buffered:
+                    return f"invalid length {len(value)}, expected {len(names)} elements in sequence"
                 return "trailing characters"
             problem = _field_problem(shape, names[i], item)
             if problem:
                 return problem
-        if any(name in shape.required for name in names[len(value) :]):
+        required = names if shape.buffered else shape.required
+        if any(name in required for name in names[len(value) :]):
             return f"invalid length {len(value)}, expected {shape.expecting()}"
         return None
     if not isinstance(value, dict):
         return invalid_type(value, f"struct {shape.name}")
     for key, item in value.items():
         if key not in shape.fields:
+            if shape.buffered:
+                continue
             return f"unknown field `{key}`, expected {one_of(tuple(names))}"
         problem = _field_problem(shape, key, item)
         if problem:
@@ -527,13 +515,6 @@ def as_map(value: Any, shape: StructShape) -> Any:
             if sub is not None and isinstance(value.get(key), list | dict):
                 value[key] = as_map(value[key], sub)
     return value
-
-
-def _struct(value: Any, shape: StructShape, spans: list[Member] | None) -> None:
-    """``shape`` read from orjson's parse (``spans`` None): any error asks for a scan (``_NeedSpans``), which places
-    it. A scanned struct (``spans``: its members or elements) was checked while it was read (``_scan_struct``)."""
-    if spans is None and _struct_problem(value, shape):
-        raise _NeedSpans
 
 
 class _NeedSpans(Exception):
@@ -722,9 +703,12 @@ def _streamed(items: Iterable[tuple[str, Any]], spans: list[Member] | None, nvex
         if value is None:
             continue
         if kind == "nvext":
-            if spans is not None and not isinstance(value, list | dict):
-                _raise_at(spans, i, "value", invalid_type(value, "struct NvExt"))
-            _struct(value, nvext, None if spans is None else spans[i].children)
+            # A map or a sequence the scanner read was checked while it was read (_scan_struct, _scan_struct_seq);
+            # without positions, any problem asks for that scan (_raise_at).
+            scanned = spans is not None and isinstance(value, list | dict)
+            problem = None if scanned else _struct_problem(value, nvext)
+            if problem:
+                _raise_at(spans, i, "value", problem)
             continue
         problem = check(kind, value)
         if problem:
@@ -1224,10 +1208,8 @@ def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
             raise _bad(f"{DESERIALIZE}missing field `{name}`")
     nvext = body.get("nvext")
     if nvext is not None:
-        try:
-            _struct(nvext, nvext_shape(state), None)
-        except (Refusal, _NeedSpans):
-            raise _bad(f"{DESERIALIZE}invalid nvext: {orjson.dumps(nvext).decode()}") from None
+        if _struct_problem(nvext, nvext_shape(state)):
+            raise _bad(f"{DESERIALIZE}invalid nvext: {orjson.dumps(nvext).decode()}")
         body["nvext"] = nvext = as_map(nvext, nvext_shape(state))
     for key, kind in (("logprobs", "u8"), *((k, v) for k, v in COMMON_FIELDS.items())):
         problem = check(kind, body.get(key))
