@@ -43,15 +43,17 @@ WHY: dict[str, str] = {
     "httpx CPU/req": "httpx itself costs ~6-7x a bare aiohttp post here, while EngineClient is ~1.1-1.3x that post: "
     "10x would need EngineClient to cost less than the bare post it is built on",
     "EngineClient CPU/req": "the validated parse and generate()'s argument checks over the raw post (see the profile)",
-    "mock throughput": "server CPU per small request ~450-500 us for the mock against ~150-160 us for the floor "
-    "(/proc CPU time over 3,000 requests, side by side, 2026-11-30); by py-spy, about half is aiohttp and asyncio "
-    "(the socket send alone ~16%: with the mock as the bottleneck each send wakes the idle load generator) and half "
-    "the handler: pydantic's one-pass read and validation of vLLM's schema ~10%, the engine's 16-token Python path "
-    "~11%, the prompt's int64 copy and dot products ~6%, the route's checks ~8%, the body ~3%. Each piece costs "
-    "2.5-4x its isolated micro-benchmark under load, and the floor's own rate moves by up to 30% between rounds",
+    "mock throughput": "server CPU per small request ~400-460 us for the mock against ~160 us for the floor (/proc "
+    "CPU time over 3,000 requests, side by side). Stages added one at a time to the same route (2026-11-30): reading "
+    "the body and answering constant bytes ~170 us (the floor's cost plus ~10 us of middleware and journal); "
+    "reading and validating the request ~+135-145 us, of which pydantic's validation against vLLM's schema is "
+    "~100 us; the prompt's prefix ~+15 us; the 16-token engine ~+65-120 us; the body ~+25-40 us. 0.5x needs "
+    "~375 us; the mock without vLLM's validation would be at ~350 us, and that validation is what it is for. "
+    "Each stage costs 2.5-4x its isolated micro-benchmark under load",
     "mock time to serve": "mock CPU per 21.9 MB response ~35-45 ms (engine ~5 ms, logprob text ~8 ms, routing rows "
     "and base64 ~7 ms, the rest sending) against ~23-27 ms for the floor, which only sends; the floor's own time to "
-    "serve moves between ~17 and ~55 ms from run to run (the client's reading), and the ratio with it",
+    "serve moves between ~17 and ~55 ms from run to run (the client's reading), and the ratio with it; making the "
+    "chunks in a worker thread while the loop sends gave no gain (the making holds the GIL)",
     "loop lag": "1,000 responses landing in a few loop iterations; `EngineClient(max_in_flight=...)` spreads them",
     "peak extra": "the decoded table plus the response bytes and the typed structs of 32k entries",
 }
