@@ -104,6 +104,16 @@ class ParsedResponse:
     tool_calls: tuple[ParsedToolCall, ...] = ()
 
 
+def _check_message_indices(indices: Sequence[int], n_msgs: int, *, offset: int = 0) -> None:
+    """Raise ``ValueError`` naming the first entry outside ``[-1, n_msgs)`` (any index is allowed when ``n_msgs``
+    is 0); ``offset``: the position of ``indices[0]`` in the whole list."""
+    # min/max run at C speed; the position is looked up only to name a bad entry.
+    if indices and (min(indices) < -1 or (n_msgs and max(indices) >= n_msgs)):
+        for pos, idx in enumerate(indices, offset):
+            if idx < -1 or (n_msgs and idx >= n_msgs):
+                raise ValueError(f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})")
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedTokens:
     """Token ids of a rendered conversation with per-token attribution.
@@ -129,13 +139,39 @@ class RenderedTokens:
             got = len(getattr(self, name))
             if got != n:
                 raise ValueError(f"RenderedTokens.{name} has length {got}, expected {n} (len(token_ids))")
-        n_msgs = len(self.message_roles)
-        indices = self.message_indices
-        # min/max run at C speed; the position is looked up only to name a bad entry.
-        if indices and (min(indices) < -1 or (n_msgs and max(indices) >= n_msgs)):
-            for pos, idx in enumerate(indices):
-                if idx < -1 or (n_msgs and idx >= n_msgs):
-                    raise ValueError(f"RenderedTokens.message_indices[{pos}] = {idx} is outside [-1, {n_msgs})")
+        _check_message_indices(self.message_indices, len(self.message_roles))
+
+    @classmethod
+    def _after_history(
+        cls, history: list[int], ids: list[int], message_indices: list[int], is_content: list[bool], roles: list[str]
+    ) -> RenderedTokens:
+        """``history`` (ids outside any new message: index -1, not sampled, not content) followed by ``ids`` with
+        their attribution, for a bridge to the next turn. The same instance the constructor builds from the
+        concatenated lists, but only the new part is checked, so the cost follows the new tokens and not the
+        history (a pass over 32k indices is a millisecond). ``history`` is taken over: it becomes ``token_ids``.
+        """
+        if not len(ids) == len(message_indices) == len(is_content):
+            raise ValueError(
+                f"RenderedTokens: {len(ids)} new ids with {len(message_indices)} message indices and "
+                f"{len(is_content)} content flags"
+            )
+        _check_message_indices(message_indices, len(roles), offset=len(history))
+        k = len(history)
+        indices = [-1] * k
+        indices += message_indices
+        content = [False] * k
+        content += is_content
+        history += ids
+        out = object.__new__(cls)
+        for name, value in (
+            ("token_ids", history),
+            ("message_indices", indices),
+            ("sampled_mask", [False] * len(history)),
+            ("is_content", content),
+            ("message_roles", roles),
+        ):
+            object.__setattr__(out, name, value)
+        return out
 
     def __len__(self) -> int:
         return len(self.token_ids)

@@ -342,7 +342,9 @@ def test_bridge_extends_and_matches_rerender(
         last["tool_calls"] = calls
     last = shape([last], case)[0]
     completion = {"eos": body, "truncated": body[:-1], "after_eos": [*body, *body[:2]]}[tail]
+    given_lists = (prompt.copy(), completion.copy())
     out = r.bridge_to_next_turn(prompt, completion, new)
+    assert (prompt, completion) == given_lists  # the caller's lists are left as they were
     rerender = template_ids(tok, [*history, last, *new], add_generation_prompt=True, **kw)
     prior = prompt + body
     if out is not None:

@@ -299,7 +299,9 @@ def test_bridge_extends_and_matches_rerender(
     body = _sampled(rt, len(history))
     stop = {"eot": [r.observation_id if new[0]["role"] == "tool" else r.user_id], "endoftext": [r.endoftext_id]}
     completion = body + stop.get(tail, [])
+    given_lists = (prompt.copy(), completion.copy())
     out = r.bridge_to_next_turn(prompt, completion, new, tools=tools)
+    assert (prompt, completion) == given_lists  # the caller's lists are left as they were
     rerender = template_ids(v.tok, [*history, last, *new], tools=tools, add_generation_prompt=True, **kw)
     new_user = any(m["role"] == "user" for m in new)
     shown, _ = v.shown_reasoning(last, thinking)

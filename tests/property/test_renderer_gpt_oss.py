@@ -312,7 +312,9 @@ def test_bridge_extends_and_matches_rerender(
         "endoftext": [*body[:-1], r.endoftext_id],
         "truncated": body[:-1],
     }[tail]
+    given_lists = (prompt.copy(), completion.copy())
     out = r.bridge_to_next_turn(prompt, completion, new, tools=tools)
+    assert (prompt, completion) == given_lists  # the caller's lists are left as they were
     is_call = "tool_calls" in last
     if not is_call or tail in ("endoftext", "truncated"):
         assert out is None  # an answer is re-rendered with <|end|> and without analysis; the rest is not a call

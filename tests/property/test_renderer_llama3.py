@@ -153,7 +153,9 @@ def test_bridge_equals_full_render_or_none(
     if pad:  # white space the template trims on a re-render: the bridge must notice
         sampled = tok.encode(pad, add_special_tokens=False) + sampled
     new: Any = [{"role": role, "content": text} for role in follow]
+    given_lists = (prompt.copy(), sampled.copy())
     bridged = r.bridge_to_next_turn(prompt, sampled, new, tools=tools)
+    assert (prompt, sampled) == given_lists  # the caller's lists are left as they were
     parsed = r.parse_response(sampled)
     assistant: dict[str, Any] = {"role": "assistant", "content": parsed.content}
     if parsed.tool_calls:

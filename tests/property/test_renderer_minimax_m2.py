@@ -185,7 +185,9 @@ def test_bridge_equals_full_render_or_none(
             renderer.bridge_to_next_turn(prompt, sampled, new, tools=tools)
         return
     full = template_ids(tok, [*msgs, assistant, *new], tools=tools, add_generation_prompt=True)
+    given_lists = (prompt.copy(), sampled.copy())
     bridged = renderer.bridge_to_next_turn(prompt, sampled, new, tools=tools)
+    assert (prompt, sampled) == given_lists  # the caller's lists are left as they were
     prior = prompt + sampled
     # None exactly where the template rewrites the history (dropped or unrendered reasoning, re-tokenized text)
     assert (bridged is None) == (full[: len(prior)] != prior)

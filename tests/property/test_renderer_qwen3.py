@@ -178,7 +178,9 @@ def test_bridge_extends_and_matches_rerender(
         "endoftext": [*body[:-2], r.endoftext_id],
         "truncated": body[:-2],
     }[tail]
+    given_lists = (prompt.copy(), completion.copy())
     out = r.bridge_to_next_turn(prompt, completion, new, tools=tools)
+    assert (prompt, completion) == given_lists  # the caller's lists are left as they were
     rerender = template_ids(tok, [*history, last, *new], add_generation_prompt=True, **kw)
     has_query = any(
         m["role"] == "user"

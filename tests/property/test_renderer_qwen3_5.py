@@ -242,7 +242,9 @@ def test_bridge_extends_and_matches_rerender(
         "endoftext": [*body[:-2], r.endoftext_id],
         "truncated": body[:-2],
     }[tail]
+    given_lists = (prompt.copy(), completion.copy())
     out = r.bridge_to_next_turn(prompt, completion, new, tools=tools)
+    assert (prompt, completion) == given_lists  # the caller's lists are left as they were
     rerender = setup_3_6.template_ids([*history, last, *new], add_generation_prompt=True, **kw)
     if any(is_query(m) for m in new) and not r.preserve_thinking:
         assert out is None

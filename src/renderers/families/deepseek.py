@@ -238,16 +238,15 @@ class DeepSeekRenderer(PieceRenderer):
         The completion is cut after its first ``<｜end▁of▁sentence｜>`` (a truncated completion gets one).
         Returns ``None`` where a full re-render would not extend prompt + completion (see the module docstring).
         """
-        start = self._bridge_start(
-            [int(t) for t in previous_prompt_ids], new_messages, refused_roles=("assistant", "system")
-        )
+        start = self._bridge_start(previous_prompt_ids, new_messages, refused_roles=("assistant", "system"))
         if start is None:
             return None
         prompt, msgs, roles = start
         completion = cut_completion(previous_completion_ids, self.eos_id)
         if not self._completion_is_stable(prompt, completion):
             return None
-        prior = prompt + completion
+        prior = prompt  # _bridge_start made the list: extended in place, not copied
+        prior += completion
         pieces: list[Piece] = []
         output_first = self._ids[OUTPUT_BEGIN] not in prior
         for j, m in enumerate(msgs):

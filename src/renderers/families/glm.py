@@ -307,7 +307,8 @@ class GlmRenderer(PieceRenderer):
             if tok in stops:
                 completion = completion[:pos]
                 break
-        prior = prompt + completion
+        prior = prompt  # _bridge_start made the list: extended in place, not copied
+        prior += completion
         if not self._bridge_keeps_history(prior, new_user=any(m.role == "user" for m in msgs)):
             return None
         pieces = self._message_pieces(msgs, start=0, ctx=_Context.for_history(msgs), prev_role="assistant")

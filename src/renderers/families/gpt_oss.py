@@ -176,7 +176,8 @@ class GptOssRenderer(PieceRenderer):
             return None  # the template re-renders only one non-empty analysis message before a call
         pieces = self._message_pieces(msgs, offset=0, last_call=name, add_generation_prompt=True)
         pieces.append(Piece(_GEN_PROMPT, -1))
-        return self._bridge(prompt + completion, pieces, roles)
+        prompt += completion  # _bridge_start made the list: extended in place, not copied
+        return self._bridge(prompt, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
 

@@ -252,7 +252,8 @@ class Llama3Renderer(PieceRenderer):
             return None
         pieces = self._message_pieces(msgs, offset=0)
         pieces.append(Piece(_header("assistant"), -1))
-        return self._bridge(prompt + completion, pieces, roles)
+        prompt += completion  # _bridge_start made the list: extended in place, not copied
+        return self._bridge(prompt, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
 

@@ -281,7 +281,7 @@ class MiniMaxM2Renderer(PieceRenderer):
             return None
         has_calls = bool(parsed.tool_calls)
         self._message_pieces(msgs, last_user=-1, calls_before=has_calls)  # raises where a full render would
-        if any(m.role == "user" for m in msgs) and self.think_end_id in prompt + completion:
+        if any(m.role == "user" for m in msgs) and (self.think_end_id in prompt or self.think_end_id in completion):
             return None
         turn = _assistant_text(parsed.reasoning_content or "", parsed.content, parsed.tool_calls)
         if self._encode(turn) != self._encode(_THINK_OPEN) + completion:
@@ -289,7 +289,8 @@ class MiniMaxM2Renderer(PieceRenderer):
         pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, last_user=-1, calls_before=has_calls))
         pieces.append(Piece(_GEN_PROMPT, -1))
-        return self._bridge(prompt + completion, pieces, roles)
+        prompt += completion  # _bridge_start made the list: extended in place, not copied
+        return self._bridge(prompt, pieces, roles)
 
     # ------------------------------------------------------------------ text layout
 

@@ -46,7 +46,7 @@ def ends_with(ids: Sequence[int], tail: Sequence[int]) -> bool:
 class BridgeStart(NamedTuple):
     """What :meth:`PieceRenderer._bridge_start` hands a bridge: the prompt ids and the checked new messages."""
 
-    prompt: list[int]
+    prompt: list[int]  # a copy of the caller's ids, the bridge's to extend
     msgs: list[CheckedMessage]
     roles: list[str]  # the caller's roles, for ``RenderedTokens.message_roles``
 
@@ -227,7 +227,7 @@ class PieceRenderer:
         around them). The new messages go through ``_checked`` and ``_check_new_messages`` (which raise for bad
         input) before the role check.
         """
-        prompt = list(previous_prompt_ids)
+        prompt = list(previous_prompt_ids)  # this call's own copy: the bridge extends it in place
         if not prompt or not new_messages:
             return None
         if gen_prompt_ids is not None and not ends_with(prompt, gen_prompt_ids):
@@ -239,13 +239,7 @@ class PieceRenderer:
         return BridgeStart(prompt, msgs, roles)
 
     def _bridge(self, prior: list[int], pieces: Iterable[Piece], roles: list[str]) -> RenderedTokens:
-        """``prior`` ids kept as they are, followed by ``pieces`` encoded with their attribution."""
+        """``prior`` ids kept as they are (the list is taken over), followed by ``pieces`` encoded with their
+        attribution."""
         ids, idx, _sampled, content = self._encode_pieces(pieces)
-        k = len(prior)
-        return RenderedTokens(
-            token_ids=prior + ids,
-            message_indices=[-1] * k + idx,
-            sampled_mask=[False] * (k + len(ids)),
-            is_content=[False] * k + content,
-            message_roles=roles,
-        )
+        return RenderedTokens._after_history(prior, ids, idx, content, roles)

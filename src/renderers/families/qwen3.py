@@ -150,7 +150,8 @@ class QwenChatRenderer(PieceRenderer):
         pieces: list[Piece] = [Piece("\n", -1)]
         pieces.extend(self._message_pieces(msgs, last_query_index=-1, continues=True))
         pieces.extend(self._gen_prompt_pieces())
-        return self._bridge(prompt + completion, pieces, roles)
+        prompt += completion  # _bridge_start made the list: extended in place, not copied
+        return self._bridge(prompt, pieces, roles)
 
     # ------------------------------------------------------------------ hooks
 
@@ -236,7 +237,8 @@ class Qwen3Renderer(QwenChatRenderer):
     family = "Qwen3"
 
     def _bridge_refused(self, prompt: list[int], completion: list[int], msgs: list[CheckedMessage]) -> bool:
-        if any(self._is_user_query(m) for m in msgs) and self._ids["</think>"] in prompt + completion:
+        think_end = self._ids["</think>"]
+        if any(self._is_user_query(m) for m in msgs) and (think_end in prompt or think_end in completion):
             return True
         # The template keeps an empty <think> block only on the final message.
         return self._last_turn_has_empty_think(prompt, completion)
