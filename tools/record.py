@@ -114,6 +114,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "dyn_tool_required_guided",
         "dyn_serde_functions_missing_parameters",
         "dyn_serde_negative_zero",
+        # a later run: serde_json's \u escapes (all four digits read before they are checked; surrogates), and the
+        # tools' structs and validate_tools
+        "dyn_serde_escape_hex4",
+        "dyn_serde_escape_surrogate_end",
+        "dyn_serde_escape_trailing_surrogate",
+        "dyn_serde_tool_missing_type",
+        "dyn_tool_name_invalid",
+        "dyn_tool_parameters_not_object",
+        "dyn_tool_choice_not_in_tools",
         "dyn_models",
         "dyn_health",
         "dyn_live",
@@ -167,7 +176,10 @@ def route(folder: str, name: str) -> Request:
     req = RECORDINGS / folder / f"{name}.req.json"
     if req.exists():
         data = req.read_bytes()
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data)
+        except ValueError:  # a malformed body (serde_json's escape errors): sent to the chat route
+            doc = {}
         if "token_ids" in doc:
             path = "/inference/v1/generate"
         elif "prompt" in doc:

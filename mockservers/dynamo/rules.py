@@ -203,9 +203,21 @@ TOOL_CHOICES = ("none", "auto", "required")
 PREDICTIONS = ("content",)
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
-FIRST_FIELD = {"ChatCompletionTool": "enum:tool_type"}
-"""The first field of the structs a sequence may stand for (serde reads a struct from a sequence in field order)."""
 BUFFERED_STRUCTS: dict[str, StructShape] = {
+    "ChatCompletionTool": StructShape(
+        "ChatCompletionTool",
+        {"type": "enum:tool_type", "function": "struct:FunctionObject"},
+        required=("type", "function"),
+        not_null=("type", "function"),
+        buffered=True,
+    ),
+    "FunctionObject": StructShape(
+        "FunctionObject",
+        {"name": "string", "description": "string", "parameters": "value", "strict": "bool"},
+        required=("name",),
+        not_null=("name",),
+        buffered=True,
+    ),
     "WebSearchOptions": StructShape(
         "WebSearchOptions",
         {"search_context_size": "enum:web_search_context_size", "user_location": "struct:WebSearchUserLocation"},
@@ -313,8 +325,6 @@ def check_present(kind: str, value: Any) -> str | None:
     if kind.startswith("struct:"):
         if kind[7:] in BUFFERED_STRUCTS and isinstance(value, list | dict):
             return _struct_problem(value, BUFFERED_STRUCTS[kind[7:]])
-        if isinstance(value, list) and kind[7:] in FIRST_FIELD and value:
-            return check_present(FIRST_FIELD[kind[7:]], value[0])  # a sequence is read positionally
         return None if isinstance(value, dict) else invalid_type(value, f"struct {kind[7:]}")
     return SHAPES[kind](value)
 
@@ -895,6 +905,66 @@ def _n_temperature(body: dict[str, Any]) -> str | None:
     return None
 
 
+MAX_TOOLS = 1536
+MAX_FUNCTION_NAME_BYTES = 128
+RUST_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+RUST_WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
+"""``char::is_whitespace`` (Unicode ``White_Space``), what Rust's ``str::trim`` strips; Python's ``str.strip()``
+also strips ``\\x1c``-``\\x1f``."""
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _function_fields(tool: Any) -> tuple[str, Any]:
+    """``(name, parameters)`` of a tool deserialized as ``ChatCompletionTool`` (from maps or, field by field, from
+    sequences: ``BUFFERED_STRUCTS``); a missing ``parameters`` is None."""
+    function: Any = tool["function"] if isinstance(tool, dict) else tool[1]
+    if isinstance(function, dict):
+        return function["name"], function.get("parameters")
+    return function[0], function[2] if len(function) > 2 else None
+
+
+def _tools_problem(tools: list[Any] | None) -> str | None:
+    """``validate_tools``: not empty, at most 1,536, and each function's name (at most 128 bytes, not blank, only
+    ASCII letters, digits, ``_`` and ``-``) and parameters (a JSON object when given), tool by tool.
+
+    Not modelled: a function with ``strict: true`` and object ``parameters`` also goes through the frontend's
+    strict-schema validator (``Invalid schema for function ...``); the mock accepts those schemas."""
+    if tools is None:
+        return None
+    if not tools:
+        return "tools array cannot be empty; omit the field entirely to disable tool use"
+    if len(tools) > MAX_TOOLS:
+        return f"Maximum of {MAX_TOOLS} tools are supported, got {len(tools)}"
+    for i, tool in enumerate(tools):
+        name, parameters = _function_fields(tool)
+        size = len(name.encode())
+        if size > MAX_FUNCTION_NAME_BYTES:
+            return (
+                f"Function name at index {i} exceeds {MAX_FUNCTION_NAME_BYTES} character limit, got {size} characters"
+            )
+        if not name.strip(RUST_WHITESPACE):
+            return f"Function name at index {i} cannot be empty"
+        if not _NAME_BYTES.issuperset(name.encode()):
+            return (
+                f'Function at index {i} has an invalid name: "{name}". '
+                "Only a-z, A-Z, 0-9, underscores, and dashes are allowed."
+            )
+        if parameters is not None and not isinstance(parameters, dict):
+            return f'Function parameters at index {i} for "{name}" must be a JSON Schema object'
+    return None
+
+
+def _tool_choice_problem(choice: Any, tools: list[Any] | None) -> str | None:
+    """``validate_tool_choice``: ``required`` needs tools; a named function must be one of them."""
+    if choice == "required" and not tools:
+        return 'tool_choice is "required" but tools is empty'
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+        if all(_function_fields(tool)[0] != name for tool in tools or ()):
+            return f'tool named "{name}" in tool_choice is not present in tools'
+    return None
+
+
 Rule = Callable[[dict[str, Any], bool], str | None]
 VALIDATION: tuple[tuple[str, Rule], ...] = (
     ("unsupported / passthrough fields", _unsupported),
@@ -959,20 +1029,8 @@ VALIDATION: tuple[tuple[str, Rule], ...] = (
             else None
         ),
     ),
-    (
-        "tools",
-        lambda b, _: (
-            "tools array cannot be empty; omit the field entirely to disable tool use" if b.get("tools") == [] else None
-        ),
-    ),
-    (
-        "tool_choice",
-        lambda b, _: (
-            'tool_choice is "required" but tools is empty'
-            if b.get("tool_choice") == "required" and not b.get("tools")
-            else None
-        ),
-    ),
+    ("tools", lambda b, _: _tools_problem(b.get("tools"))),
+    ("tool_choice", lambda b, _: _tool_choice_problem(b.get("tool_choice"), b.get("tools"))),
     (
         "user",
         lambda b, _: "User ID cannot be empty" if isinstance(b.get("user"), str) and not b["user"].strip() else None,

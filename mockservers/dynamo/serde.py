@@ -221,6 +221,7 @@ class Member:
 _WS = b" \t\n\r"
 _ESCAPES = {ord('"'): '"', ord("\\"): "\\", ord("/"): "/", ord("b"): "\b", ord("f"): "\f", ord("n"): "\n"}
 _ESCAPES |= {ord("r"): "\r", ord("t"): "\t"}
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class Scanner:
@@ -353,34 +354,43 @@ class Scanner:
             if esc in _ESCAPES:
                 out.append(_ESCAPES[esc])
             elif esc == ord("u"):
-                code = self.hex4()
-                if 0xD800 <= code < 0xDC00:
-                    if self.raw[self.pos : self.pos + 2] != b"\\u":
-                        raise SerdeError("lone leading surrogate in hex escape", self.pos)
-                    self.pos += 2
-                    low = self.hex4()
-                    if not 0xDC00 <= low < 0xE000:
-                        raise SerdeError("lone leading surrogate in hex escape", self.pos)
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                elif 0xDC00 <= code < 0xE000:
-                    raise SerdeError("lone trailing surrogate in hex escape", self.pos)
-                out.append(chr(code))
+                out.append(self.unicode_escape())
             else:
                 raise SerdeError("invalid escape", self.pos)
             chunk = self.pos
 
-    def hex4(self) -> int:
-        value = 0
-        for _ in range(4):
-            if self.pos >= len(self.raw):
+    def unicode_escape(self) -> str:
+        """The character of a ``\\u`` escape (the ``\\u`` already read), as serde_json's ``parse_unicode_escape``
+        reads it into a string: a trailing surrogate alone is ``lone leading surrogate`` (sic); a leading one must be
+        followed by ``\\u`` and a trailing one, each byte that is not counted as read before the error."""
+        raw, n = self.raw, len(self.raw)
+        code = self.hex4()
+        if 0xDC00 <= code < 0xE000:
+            raise SerdeError("lone leading surrogate in hex escape", self.pos)
+        if not 0xD800 <= code < 0xDC00:
+            return chr(code)
+        for expected in b"\\u":
+            if self.pos >= n:
                 raise self.eof("a string")
-            c = self.raw[self.pos]
             self.pos += 1
-            digit = int(chr(c), 16) if chr(c) in "0123456789abcdefABCDEF" else -1
-            if digit < 0:
-                raise SerdeError("invalid escape", self.pos)
-            value = value * 16 + digit
-        return value
+            if raw[self.pos - 1] != expected:
+                raise SerdeError("unexpected end of hex escape", self.pos)
+        low = self.hex4()
+        if not 0xDC00 <= low < 0xE000:
+            raise SerdeError("lone leading surrogate in hex escape", self.pos)
+        return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+
+    def hex4(self) -> int:
+        """Four hex digits: all four are read before they are checked (``decode_hex_escape``); fewer than four left
+        is the end of the input."""
+        digits = self.raw[self.pos : self.pos + 4]
+        if len(digits) < 4:
+            self.pos = len(self.raw)
+            raise self.eof("a string")
+        self.pos += 4
+        if digits.strip(_HEX_DIGITS):
+            raise SerdeError("invalid escape", self.pos)
+        return int(digits, 16)
 
     def array(self, check: Callable[[Any, int], None] | None = None) -> list[Any]:
         """A sequence; ``check(item, start)`` sees each element as soon as it is read (typed reading)."""

@@ -53,7 +53,42 @@ SENT: Counter[str] = Counter()
 INTS = [0, 1, 2, 3, -1, -2, 20, 21, 127, 128, 129, 255, 256, 2**31 - 1, 2**31, 2**32 - 1, 2**32, -(2**31) - 1]
 FLOATS = [0, 0.0, -0.0, 1e-10, -1e-10, 0.5, 1, 1.0, 1.0000001, 2, 2.0000001, 2.5, -2, -2.0000001, -3, 100, 100.5]
 FLOATS += [-100, -100.5, 1e-50, 1e39, 0.1]
+ESCAPES = [
+    *(r"\u0041", r"\u00e9", r"\u0000", r"\uFFFF", r"\uD83D\uDE00", r"\uDBFF\uDFFF", r"\n", r"\/", r"\q", "\\"),
+    *(r"\uZZZZ", r"\u12Z4", r"\u123", r"\u", r"\uD800", r"\uDC00", r"\uDFFF", r"\uD800x", r"\uD800\n"),
+    *(r"\uD800\u0041", r"\uD800\uD800", r"\uD800\uZZZZ", r"\uD800\u12", r"\uD800\\", "\\uD800\\"),
+]
+"""Escape texts for the ``escape`` damage: each lands somewhere in the body's text."""
 TOKEN_IDS = [[], [1], [0, 5, 2303], [2304], [-1], [1, "a"], [1.5], [2**32], "x", None]
+
+
+def _tool(name: Any = "f", **function: Any) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, **function}}
+
+
+TOOL_LISTS: list[Any] = [
+    [_tool()], [_tool("get_weather", description="d", parameters={"type": "object"})], [_tool(), _tool("g")],
+    [_tool("")], [_tool(" ")], [_tool("a b")], [_tool("a.b")], [_tool("é")], [_tool("a" * 128)], [_tool("a" * 129)],
+    [_tool("é" * 65)], [_tool(5)], [_tool(None)], [_tool("f", parameters=5)], [_tool("f", parameters=[])],
+    [_tool("f", parameters="x")], [_tool("f", parameters=None)], [_tool("f", parameters={}, strict=False)],
+    [_tool("f", strict="x")], [_tool("f", strict=True)], [_tool("f", description=5)], [_tool("f", extra=1)],
+    [_tool(), _tool("g", parameters=5)], [_tool(), _tool("a b")], [_tool(), _tool()],
+    [{"type": "fx", "function": {"name": "f"}}], [{"type": None, "function": {"name": "f"}}],
+    [{"type": 0, "function": {"name": "f"}}], [{"type": {"function": None}, "function": {"name": "f"}}],
+    [{"function": {"name": "f"}}], [{"type": "function"}], [{"type": "function", "function": None}],
+    [{"type": "function", "function": {}}], [{"type": "function", "function": {"nam": "f"}}],
+    [{"type": "function", "function": {"name": "f"}, "x": 1}], [["function", {"name": "f"}]], [["function"]],
+    [["function", {"name": "f"}, 1]], [["function", ["f"]]], [{"type": "function", "function": ["f", "d", None]}],
+    [{"type": "function", "function": ["f", None, 5, False]}], [{"type": "function", "function": ["f", "d", {}, 1, 2]}],
+]  # fmt: skip
+"""Tool lists for ``tools`` (and ``functions``): names, parameters, types and shapes on both sides of each rule.
+``strict: true`` with object parameters is left out: the real frontend then runs its strict-schema validator, which
+the mock does not model (``docs/mockservers.md``)."""
+NAMED_CHOICES: list[Any] = [
+    {"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "zz"}},
+    {"type": "function", "function": {"name": 5}}, {"type": "function"},
+]  # fmt: skip
+
 KINDS: dict[str, list[Any]] = {
     "int": INTS,
     "float": FLOATS,
@@ -65,8 +100,8 @@ KINDS: dict[str, list[Any]] = {
     "stream_options": [{}, {"include_usage": True}, {"include_usage": 5}, {"foo": 1}, 5, [True, True, True]],
     "response_format": [{}, {"type": "text"}, {"type": "json_object"}, {"type": "bogus"}, {"type": 5}, 5],
     "response_format_schema": [{"type": "json_schema"}, {"type": "text", "x": 1}],
-    "tool_choice": ["none", "auto", "required", "bogus", 5],
-    "tools": [[], 5, "x", [1]],
+    "tool_choice": ["none", "auto", "required", "bogus", 5, *NAMED_CHOICES],
+    "tools": [[], 5, "x", [1], [{}], [None], *TOOL_LISTS],
     "audio": [{}, {"voice": "alloy"}, [1], ["alloy"], 5, "x"],
     "prediction": [{}, {"type": "content", "content": "x"}, 5, "x", [1]],
     "function_call": ["none", "auto", "x", {"name": "f"}, {}, 5],
@@ -305,6 +340,12 @@ def requests(draw: st.DrawFn, model: str) -> tuple[bytes, str, str]:
     elif damage == 3:
         text = text[:-1] + draw(st.sampled_from([",}", "} x", "}}", "} ", "}\n"]))
         group = "malformed"
+    elif damage == 6:
+        # An escape, mostly landing inside a string: valid ones, bad hex digits, surrogates alone, in pairs and
+        # cut short (what serde_json reads before it refuses decides the column).
+        at = draw(st.sampled_from(range(len(text) + 1)))
+        text = text[:at] + draw(st.sampled_from(ESCAPES)) + text[at:]
+        group = "escape"
     raw = text.encode()
     if damage == 4:
         raw = draw(st.sampled_from([b"", b"[1,2]", b'"x"', b"5", b"null", b"[", b"{", b"tru", b"01", b"-", b"1e999"]))
@@ -447,7 +488,32 @@ FORMER_MOCK_GAPS: list[Mapping[str, Any]] = [
     {"tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f"}}], "guided_regex": "a"},
     {"functions": [{"name": "f"}]},
     {"web_search_options": {"search_context_size": 1}},
+    # 2026-11-30: the tools' structs and validate_tools (a random run's escape landed in a tool's key)
+    {"tools": [{"typo": "function", "function": {"name": "f"}}]},
+    {"tools": [{"type": "function", "function": {"name": None}}]},
+    {"tools": [{"type": "function", "function": {"name": "a b"}}], "user": " "},
+    {"tools": [{"type": "function", "function": {"name": "f", "parameters": 5}}]},
+    {
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "tool_choice": {"type": "function", "function": {"name": "g"}},
+    },
 ]
+FORMER_RAW_GAPS: list[bytes] = [
+    rb'{"model":"MODEL","messages":[{"role":"user","content":"0000"}],"nvext":{"routing_constraints":{"req\uired_taints":["a"]}}}',
+    rb'{"model":"MODEL","messages":[{"role":"user","content":"a\uD800xb"}]}',
+    rb'{"model":"MODEL","messages":[{"role":"user","content":"a\uDFFFb"}]}',
+    rb'{"model":"MODEL","messages":[{"role":"user","content":"a\uD800',
+]
+"""Malformed bodies the mock once answered differently (serde_json's ``\\u`` escapes: all four digits are read before
+they are checked; surrogates)."""
+
+
+@pytest.mark.parametrize("raw", FORMER_RAW_GAPS, ids=repr)
+def test_former_raw_gaps_stay_closed(
+    both: tuple[httpx.Client, httpx.Client], real_dynamo_model: str, raw: bytes
+) -> None:
+    real, mock, report = post_both(both, raw.replace(b"MODEL", real_dynamo_model.encode()), "application/json")
+    assert real == mock, report
 
 
 @pytest.mark.parametrize("extra", FORMER_MOCK_GAPS, ids=repr)

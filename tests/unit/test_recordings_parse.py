@@ -126,6 +126,13 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_tool_required_guided",
             "dyn_serde_functions_missing_parameters",
             "dyn_serde_negative_zero",
+            "dyn_serde_escape_hex4",
+            "dyn_serde_escape_surrogate_end",
+            "dyn_serde_escape_trailing_surrogate",
+            "dyn_serde_tool_missing_type",
+            "dyn_tool_name_invalid",
+            "dyn_tool_parameters_not_object",
+            "dyn_tool_choice_not_in_tools",
         )
     },
     **{
