@@ -28,7 +28,19 @@ from typing import Any, cast
 import orjson
 
 from mockservers.app import MockState
-from mockservers.dynamo.serde import Member, Scanner, SerdeError, invalid_type, location, one_of, rust_f32, to_f32
+from mockservers.dynamo.serde import (
+    Member,
+    Scanner,
+    SerdeError,
+    invalid_type,
+    location,
+    one_of,
+    rust_debug_float,
+    rust_debug_str,
+    rust_f32,
+    serde_f64,
+    to_f32,
+)
 from mockservers.engine import SamplingParams, mix64
 from mockservers.protocol import RequestError, context_error, ids_in_range, is_int
 
@@ -178,7 +190,10 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "service_tier": ("auto", "default", "flex", "scale", "priority", "fast"),
     "modality": ("text", "audio"),
     "tool_type": ("function",),
+    "audio_format": ("wav", "aac", "mp3", "flac", "opus", "pcm16"),
+    "prediction": ("content",),
     "web_search_context_size": ("low", "medium", "high"),
+    "web_search_location_type": ("approximate",),
 }
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 ROLE_REQUIRED = {
@@ -200,7 +215,7 @@ SYSTEM_WITHOUT_CONTENT = (
     "missing field `content`: a system message needs `content` unless it declares non-empty Kimi-style `tools`"
 )
 TOOL_CHOICES = ("none", "auto", "required")
-PREDICTIONS = ("content",)
+PREDICTIONS = ENUMS["prediction"]
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 BUFFERED_STRUCTS: dict[str, StructShape] = {
@@ -221,6 +236,18 @@ BUFFERED_STRUCTS: dict[str, StructShape] = {
     "WebSearchOptions": StructShape(
         "WebSearchOptions",
         {"search_context_size": "enum:web_search_context_size", "user_location": "struct:WebSearchUserLocation"},
+        buffered=True,
+    ),
+    "WebSearchUserLocation": StructShape(
+        "WebSearchUserLocation",
+        {"type": "enum:web_search_location_type", "approximate": "struct:WebSearchLocation"},
+        required=("type", "approximate"),
+        not_null=("type", "approximate"),
+        buffered=True,
+    ),
+    "WebSearchLocation": StructShape(
+        "WebSearchLocation",
+        {"country": "string", "region": "string", "city": "string", "timezone": "string"},
         buffered=True,
     ),
     "ChatCompletionFunctions": StructShape(
@@ -361,23 +388,45 @@ def _stream_options(value: Any) -> str | None:
         return f"invalid length {len(value)}, expected 2 elements in sequence" if len(value) > 2 else None
     if not isinstance(value, dict):
         return invalid_type(value, "struct ChatCompletionStreamOptions")
-    return check("bool", value.get("include_usage")) or check("bool", value.get("continuous_usage_stats"))
+    fields = ("include_usage", "continuous_usage_stats")  # typed in the order the body gives them
+    return next((p for p in (check("bool", v) for k, v in value.items() if k in fields) if p), None)
+
+
+def _audio_field(name: str, item: Any) -> str | None:
+    if name == "voice":  # untagged: a known voice or any other string
+        return (
+            None
+            if isinstance(item, str)
+            else "data did not match any variant of untagged enum ChatCompletionAudioVoice"
+        )
+    return check_present("enum:audio_format", item)
 
 
 def _audio(value: Any) -> str | None:
-    """``ChatCompletionAudio {voice, format}``; a sequence is read positionally, ``voice`` first."""
+    """``ChatCompletionAudio {voice, format}``: each field typed as read (body order; from a sequence, by position),
+    then the missing ones in declaration order."""
+    names = ("voice", "format")
     if isinstance(value, list):
-        if value and not isinstance(value[0], str):
-            return "data did not match any variant of untagged enum ChatCompletionAudioVoice"
+        problem = next((p for p in (_audio_field(n, v) for n, v in zip(names, value, strict=False)) if p), None)
+        if problem or len(value) == 2:
+            return problem
         if len(value) < 2:
             return f"invalid length {len(value)}, expected struct ChatCompletionAudio with 2 elements"
-        return None
+        return f"invalid length {len(value)}, expected 2 elements in sequence"
     if not isinstance(value, dict):
         return invalid_type(value, "struct ChatCompletionAudio")
-    for name in ("voice", "format"):
-        if name not in value:
-            return f"missing field `{name}`"
-    return None
+    problem = next((p for p in (_audio_field(k, v) for k, v in value.items() if k in names) if p), None)
+    return problem or next((f"missing field `{n}`" for n in names if n not in value), None)
+
+
+def _prediction_content(content: Any) -> str | None:
+    """``PredictionContentContent`` (untagged): a string, or parts that are maps with a string ``text`` (other keys,
+    ``type`` included, ignored; parts written as sequences refused), as the real 1.6.1 frontend reads them."""
+    parts_ok = isinstance(content, list) and all(
+        isinstance(p, dict) and isinstance(p.get("text"), str) for p in content
+    )
+    ok = isinstance(content, str) or parts_ok
+    return None if ok else "data did not match any variant of untagged enum PredictionContentContent"
 
 
 def _prediction(value: Any) -> str | None:
@@ -389,12 +438,19 @@ def _prediction(value: Any) -> str | None:
         problem = variant(value[0], PREDICTIONS)[1]
         if problem or len(value) < 2:
             return problem or f"invalid length 1, expected {what}"
-        return None
+        problem = _prediction_content(value[1])
+        if problem or len(value) == 2:
+            return problem
+        return f"invalid length {len(value)}, expected 2 elements in sequence"
     if not isinstance(value, dict):
         return invalid_type(value, what)
     if "type" not in value:
         return "missing field `type`"
-    return variant(value["type"], PREDICTIONS)[1] or (None if "content" in value else "missing field `content`")
+    # From a map, the tag is read as an enum from buffered content: a name or a one-key map, never an index.
+    problem = check_present("enum:prediction", value["type"])
+    if problem:
+        return problem
+    return _prediction_content(value["content"]) if "content" in value else "missing field `content`"
 
 
 def _function_call(value: Any) -> str | None:
@@ -416,8 +472,10 @@ def _response_format(value: Any) -> str | None:
         if not value:
             return "missing field `type`"
         kind, problem = variant(value[0], RESPONSE_FORMATS)
-        if problem or kind != "json_schema":
+        if problem:
             return problem
+        if kind != "json_schema":  # a unit variant: the tag alone
+            return f"invalid length {len(value) - 1}, expected 0 elements in sequence" if len(value) > 1 else None
         return "invalid length 1, expected struct variant ResponseFormat::JsonSchema with 1 element"
     if not isinstance(value, dict):
         return invalid_type(value, "internally tagged enum ResponseFormat")
@@ -810,16 +868,22 @@ def _logit_bias(body: dict[str, Any]) -> str | None:
 
 
 def _value_debug(value: Any) -> str:
-    """``serde_json::Value``'s ``{:?}`` for the values a logit bias can wrongly hold."""
+    """``serde_json::Value``'s ``{:?}`` (maps in body order: the frontend's serde_json keeps insertion order), for a
+    logit bias value that is not a number."""
     if value is None:
         return "Null"
     if isinstance(value, bool):
         return f"Bool({str(value).lower()})"
+    if isinstance(value, int):  # past u64/i64 serde_json holds the integer as an f64 (its own parse of the digits)
+        inside = -(2**63) <= value < 2**64
+        return f"Number({value if inside else rust_debug_float(serde_f64(str(value).encode()))})"
+    if isinstance(value, float):
+        return f"Number({rust_debug_float(value)})"
     if isinstance(value, str):
-        return f"String({orjson.dumps(value).decode()})"
+        return f"String({rust_debug_str(value)})"
     if isinstance(value, list):
-        return "Array " + repr(value)
-    return "Object " + repr(value)
+        return "Array [" + ", ".join(map(_value_debug, value)) + "]"
+    return "Object {" + ", ".join(f"{rust_debug_str(k)}: {_value_debug(v)}" for k, v in value.items()) + "}"
 
 
 MAX_TOKENS_LIMIT = 1048576

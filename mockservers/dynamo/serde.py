@@ -86,6 +86,11 @@ def rust_debug_float(value: float) -> str:
     return minus + text
 
 
+_POW10 = tuple(float(f"1e{k}") for k in range(309))
+"""serde_json's ``POW10``: the correctly rounded doubles of ``1e0`` .. ``1e308`` (its table of literals). Python's
+``10.0 ** k`` is not always the nearest double (``10.0 ** 23`` is one ulp above ``1e23``)."""
+
+
 def serde_f64(text: bytes) -> float:
     """serde_json's f64 of a JSON number (its default parser, not the correctly rounded one): up to 19 significant
     digits kept in a u64 (more are dropped, an integer's counted in the exponent), then multiplied or divided by a
@@ -117,7 +122,7 @@ def serde_f64(text: bytes) -> float:
     value = float(significand)
     while True:
         if abs(exponent) <= 308:
-            value = value * 10.0**exponent if exponent >= 0 else value / 10.0**-exponent
+            value = value * _POW10[exponent] if exponent >= 0 else value / _POW10[-exponent]
             break
         if value == 0.0:
             break
