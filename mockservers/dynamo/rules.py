@@ -67,7 +67,7 @@ INNER_FIELDS: dict[str, str] = {
     "n": "u8",
     "modalities": "seq:enum:modality",
     "prediction": "prediction",
-    "audio": "audio",
+    "audio": "struct:ChatCompletionAudio",
     "presence_penalty": "f32",
     "response_format": "response_format",
     "seed": "i64",
@@ -250,6 +250,13 @@ BUFFERED_STRUCTS: dict[str, StructShape] = {
         {"country": "string", "region": "string", "city": "string", "timezone": "string"},
         buffered=True,
     ),
+    "ChatCompletionAudio": StructShape(
+        "ChatCompletionAudio",
+        {"voice": "audio_voice", "format": "enum:audio_format"},
+        required=("voice", "format"),
+        not_null=("voice", "format"),
+        buffered=True,
+    ),
     "ChatCompletionFunctions": StructShape(
         "ChatCompletionFunctions",
         {"name": "string", "description": "string", "parameters": "value"},
@@ -392,31 +399,11 @@ def _stream_options(value: Any) -> str | None:
     return next((p for p in (check("bool", v) for k, v in value.items() if k in fields) if p), None)
 
 
-def _audio_field(name: str, item: Any) -> str | None:
-    if name == "voice":  # untagged: a known voice or any other string
-        return (
-            None
-            if isinstance(item, str)
-            else "data did not match any variant of untagged enum ChatCompletionAudioVoice"
-        )
-    return check_present("enum:audio_format", item)
-
-
-def _audio(value: Any) -> str | None:
-    """``ChatCompletionAudio {voice, format}``: each field typed as read (body order; from a sequence, by position),
-    then the missing ones in declaration order."""
-    names = ("voice", "format")
-    if isinstance(value, list):
-        problem = next((p for p in (_audio_field(n, v) for n, v in zip(names, value, strict=False)) if p), None)
-        if problem or len(value) == 2:
-            return problem
-        if len(value) < 2:
-            return f"invalid length {len(value)}, expected struct ChatCompletionAudio with 2 elements"
-        return f"invalid length {len(value)}, expected 2 elements in sequence"
-    if not isinstance(value, dict):
-        return invalid_type(value, "struct ChatCompletionAudio")
-    problem = next((p for p in (_audio_field(k, v) for k, v in value.items() if k in names) if p), None)
-    return problem or next((f"missing field `{n}`" for n in names if n not in value), None)
+def _audio_voice(value: Any) -> str | None:
+    """``ChatCompletionAudioVoice`` (untagged): a known voice or any other string."""
+    return (
+        None if isinstance(value, str) else "data did not match any variant of untagged enum ChatCompletionAudioVoice"
+    )
 
 
 def _prediction_content(content: Any) -> str | None:
@@ -526,7 +513,7 @@ SHAPES: dict[str, Callable[[Any], str | None]] = {
     "tool_choice": _tool_choice,
     "response_format": _response_format,
     "messages": _messages,
-    "audio": _audio,
+    "audio_voice": _audio_voice,
     "prediction": _prediction,
     "function_call": _function_call,
 }
@@ -1001,14 +988,15 @@ def _tools_problem(tools: list[Any] | None) -> str | None:
         return f"Maximum of {MAX_TOOLS} tools are supported, got {len(tools)}"
     for i, tool in enumerate(tools):
         name, parameters = _function_fields(tool)
-        size = len(name.encode())
+        spelled = name.encode()
+        size = len(spelled)
         if size > MAX_FUNCTION_NAME_BYTES:
             return (
                 f"Function name at index {i} exceeds {MAX_FUNCTION_NAME_BYTES} character limit, got {size} characters"
             )
         if not name.strip(RUST_WHITESPACE):
             return f"Function name at index {i} cannot be empty"
-        if not _NAME_BYTES.issuperset(name.encode()):
+        if not _NAME_BYTES.issuperset(spelled):
             return (
                 f'Function at index {i} has an invalid name: "{name}". '
                 "Only a-z, A-Z, 0-9, underscores, and dashes are allowed."
