@@ -83,19 +83,23 @@ class MockTokenizer:
         ids: list[int] = self._tok.encode(text, add_special_tokens=False).ids
         return ids
 
-    def apply_chat_template(
-        self, messages: list[dict[str, Any]], tools: Any = None, add_generation_prompt: bool = True
-    ) -> list[int]:
+    def render_chat(self, messages: list[dict[str, Any]], tools: Any = None, add_generation_prompt: bool = True) -> str:
+        """The prompt text the folder's chat template makes of ``messages``."""
         if self.chat_template is None:
             raise TokenizerError("the tokenizer has no chat template")
-        text = _compiled(self.chat_template).render(
+        text: str = _compiled(self.chat_template).render(
             messages=messages,
             tools=tools,
             add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token or "",
             eos_token=self.eos_token or "",
         )
-        return self.encode(text)
+        return text
+
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], tools: Any = None, add_generation_prompt: bool = True
+    ) -> list[int]:
+        return self.encode(self.render_chat(messages, tools, add_generation_prompt))
 
 
 def _token_text(value: Any) -> str | None:

@@ -1272,7 +1272,14 @@ def _flatten_content(content: Any) -> str:
 def _prompt_from_messages(body: dict[str, Any], state: MockState) -> list[int]:
     messages = [{**m, "content": _flatten_content(m.get("content"))} for m in body["messages"]]
     generation_prompt = body.get("add_generation_prompt") is not False
-    return state.tokenizer.apply_chat_template(messages, body.get("tools"), generation_prompt)
+    return _tokenize(state.tokenizer.render_chat(messages, body.get("tools"), generation_prompt), state)
+
+
+def _tokenize(text: str, state: MockState) -> list[int]:
+    """The ids of a text prompt (a rendered chat or a completions prompt), tokenized as the 1.6.1 frontend does:
+    its preprocessor removes every NUL character first (``encode_with_timing``: "Prompt contains null bytes;
+    stripping to avoid tokenizer divergence"), so a content of ``"a\\u0000b"`` costs what ``"ab"`` costs."""
+    return state.tokenizer.encode(text.replace("\0", ""))
 
 
 def _sampling(body: dict[str, Any], nvext: dict[str, Any], prompt: list[int], state: MockState) -> SamplingParams:
@@ -1331,8 +1338,10 @@ def parse_completion(raw: bytes, state: MockState) -> ParsedRequest:
         raise RequestError(404, "Model not found")
     nvext = nvext or {}
     raw_prompt = body["prompt"]
+    if raw_prompt in ("", []):  # checked before NULs are removed: a prompt of "\u0000" is 0 tokens, and served
+        raise _bad(f"Validation: Prompt string{' array' if raw_prompt == [] else ''} cannot be empty")
     if isinstance(raw_prompt, str):
-        prompt = state.tokenizer.encode(raw_prompt)
+        prompt = _tokenize(raw_prompt, state)
     elif isinstance(raw_prompt, list) and all(is_int(t) for t in raw_prompt):
         prompt = raw_prompt
     else:

@@ -94,6 +94,8 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_too_long",
             "dyn_n3",
             "dyn_chat_nvext_seq",
+            "dyn_chat_nul",
+            "dyn_completions_nul",
         )
     },
     **{
@@ -133,6 +135,7 @@ EXPECTED: dict[str, tuple[Any, str]] = {
             "dyn_tool_name_invalid",
             "dyn_tool_parameters_not_object",
             "dyn_tool_choice_not_in_tools",
+            "dyn_completions_empty",
         )
     },
     **{
