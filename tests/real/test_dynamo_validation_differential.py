@@ -609,8 +609,9 @@ def test_a_stop_on_the_first_token_is_not_a_difference(
     both: tuple[httpx.Client, httpx.Client], real_dynamo_model: str
 ) -> None:
     """With a stop string nearly every token holds (a space), the real frontend often stops on the first token and
-    answers ``content: null`` (a stream: no content chunk); a CI run drew one. Both forms must compare equal, and
-    the loop goes on until the real server has stopped early in each form (so this test sees the case)."""
+    answers ``content: null`` (a stream: no content chunk); a run of the suite above drew one. Both forms must
+    compare equal, and the loop goes on until the real server has stopped early in each form (so this test sees
+    the case)."""
     stopped = {False: 0, True: 0}
     for i in range(200):
         stream = i % 2 == 1
