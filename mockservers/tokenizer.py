@@ -96,11 +96,6 @@ class MockTokenizer:
         )
         return text
 
-    def apply_chat_template(
-        self, messages: list[dict[str, Any]], tools: Any = None, add_generation_prompt: bool = True
-    ) -> list[int]:
-        return self.encode(self.render_chat(messages, tools, add_generation_prompt))
-
 
 def _token_text(value: Any) -> str | None:
     if isinstance(value, str):

@@ -24,7 +24,7 @@ def test_builtin_tokenizer_layout() -> None:
     assert tok.vocab_size == 2304
     assert tok.eos_id == 2303
     assert tok.special_ids == {2301, 2302, 2303}
-    ids = tok.apply_chat_template([{"role": "user", "content": "hello world"}])
+    ids = tok.encode(tok.render_chat([{"role": "user", "content": "hello world"}]))
     assert ids[0] == 2302
     assert ids[-1] == 198
     assert 2303 in ids
